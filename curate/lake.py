@@ -1,0 +1,701 @@
+"""The lake: Lance tables on a local directory or any object-store URI, and the one place that knows its layout.
+
+Layout (see docs/lake-format.md)::
+
+    <lake>/lake.json        {"format": "curate-lake", "schema_version": N, "created_at": ...}
+    <lake>/episodes.lance   one row per episode: schemas.EPISODES_SCHEMA + `revision`
+    <lake>/steps.lance      one row per step: schemas.STEPS_SCHEMA, keyed by (episode_id, revision, index)
+    <lake>/frames.lance     one row per (step, camera): schemas.FRAMES_SCHEMA, bytes or a video reference
+    <lake>/labels.lance     append-only schemas.LabelEvent rows
+
+Atomicity: an episode becomes visible only when its row is committed to `episodes` (a single Lance
+commit per batch). Its steps and frames are appended first under a fresh `revision`; a writer killed in between
+leaves step rows no episode points to: invisible, reported by `doctor`, removed by `vacuum`.
+The lake version is the version of the `episodes` table; old versions stay readable (time travel).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import fsspec
+import lance
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import PrivateAttr
+
+from curate.errors import (
+    EpisodeNotFoundError,
+    LabelConflictError,
+    NotALakeError,
+    ReadOnlyError,
+    SchemaVersionError,
+)
+from curate.filters import compile_filter, fields_of, parse_filter
+from schemas import (
+    EPISODES_SCHEMA,
+    FRAMES_SCHEMA,
+    LABEL_FIELDS,
+    LABELS_SCHEMA,
+    SCHEMA_VERSION,
+    STEPS_SCHEMA,
+    Episode,
+    Frame,
+    LabelEvent,
+    Step,
+)
+from schemas.arrow import model_to_row, row_to_dict, row_to_model
+from schemas.episode import EPISODE_ROW_EXCLUDE
+
+DEFAULT_LAKE = "./lake"
+LAKE_ENV = "CURATE_LAKE"
+MARKER = "lake.json"
+EPISODES, STEPS, FRAMES, LABELS = "episodes", "steps", "frames", "labels"
+LAKE_EPISODES_SCHEMA = EPISODES_SCHEMA.append(pa.field("revision", pa.string(), nullable=False))
+TABLE_SCHEMAS = {EPISODES: LAKE_EPISODES_SCHEMA, STEPS: STEPS_SCHEMA, FRAMES: FRAMES_SCHEMA, LABELS: LABELS_SCHEMA}
+BATCH_BYTES = 256 * 1024 * 1024
+"""Commit a write batch once its frames reach this many bytes, so memory stays bounded."""
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
+LIST_COLUMNS = ("episode_id", "dataset", "instruction", "n_steps")
+
+
+def default_lake_uri() -> str:
+    """`$CURATE_LAKE`, else ./lake."""
+    return os.environ.get(LAKE_ENV) or DEFAULT_LAKE
+
+
+def storage_options_from_env(uri: str) -> dict[str, str]:
+    """Object-store options for Lance, from the usual AWS_* variables (endpoint, keys, region)."""
+    if not uri.startswith(("s3://", "s3a://")):
+        return {}
+    opts: dict[str, str] = {}
+    env_map = {
+        "AWS_ENDPOINT_URL": "aws_endpoint",
+        "AWS_ACCESS_KEY_ID": "aws_access_key_id",
+        "AWS_SECRET_ACCESS_KEY": "aws_secret_access_key",
+        "AWS_SESSION_TOKEN": "aws_session_token",
+        "AWS_REGION": "aws_region",
+        "AWS_DEFAULT_REGION": "aws_region",
+    }
+    for env, key in env_map.items():
+        if os.environ.get(env) and key not in opts:
+            opts[key] = os.environ[env]
+    if opts.get("aws_endpoint", "").startswith("http://"):
+        opts["allow_http"] = "true"
+    return opts
+
+
+def _fsspec_options(storage_options: dict[str, str]) -> dict[str, Any]:
+    """The same credentials, in the form s3fs expects."""
+    out: dict[str, Any] = {}
+    if "aws_endpoint" in storage_options:
+        out["client_kwargs"] = {"endpoint_url": storage_options["aws_endpoint"]}
+    if "aws_access_key_id" in storage_options:
+        out["key"] = storage_options["aws_access_key_id"]
+        out["secret"] = storage_options.get("aws_secret_access_key")
+    if "aws_region" in storage_options:
+        out.setdefault("client_kwargs", {})["region_name"] = storage_options["aws_region"]
+    return out
+
+
+def check_id(episode_id: str) -> str:
+    """Episode ids go into Lance predicates, so only a safe alphabet is accepted."""
+    if not isinstance(episode_id, str) or not _SAFE_ID.match(episode_id):
+        raise EpisodeNotFoundError(f"{episode_id!r} is not a valid episode id (ids look like ep_0123abcd...)")
+    return episode_id
+
+
+@dataclass
+class WriteResult:
+    """What one `write_episodes` call committed."""
+
+    episodes: int = 0
+    steps: int = 0
+    replaced: int = 0
+    version: int | None = None
+    episode_ids: list[str] = field(default_factory=list)
+
+
+class LazyFrame(Frame):
+    """A frame whose bytes are read from the lake on first access."""
+
+    _load: Callable[[], bytes | None] | None = PrivateAttr(default=None)
+
+    def read_bytes(self) -> bytes:
+        if self.data is None and self._load is not None:
+            data = self._load()
+            if data is not None:
+                return data
+        return super().read_bytes()
+
+
+class Lake:
+    """A lake of episodes at `uri`. Open an existing one with `Lake(uri)`; make one with `Lake.create(uri)`.
+
+    Args:
+        uri: local directory or object-store URI; default `$CURATE_LAKE` or ./lake.
+        version: read the lake as of this episodes-table version (time travel); read-only.
+        read_only: refuse every write (the UI's --read-only mode).
+        storage_options: object-store options for Lance; default from AWS_* environment variables.
+
+    Raises:
+        NotALakeError: nothing at `uri` looks like a lake.
+        SchemaVersionError: the lake was written by a newer schema version.
+    """
+
+    def __init__(
+        self,
+        uri: str | os.PathLike[str] | None = None,
+        *,
+        version: int | None = None,
+        labels_version: int | None = None,
+        read_only: bool = False,
+        storage_options: dict[str, str] | None = None,
+    ) -> None:
+        self.uri = str(uri or default_lake_uri()).rstrip("/")
+        self.storage_options = storage_options if storage_options is not None else storage_options_from_env(self.uri)
+        self.read_only = read_only or version is not None
+        self._version = version
+        self._labels_version = labels_version
+        self._fs, self._root = fsspec.core.url_to_fs(self.uri, **_fsspec_options(self.storage_options))
+        self.info = self._read_marker()
+        self._datasets: dict[str, lance.LanceDataset] = {}
+        if version is not None:
+            self._dataset(EPISODES)  # fail early on a version that does not exist
+
+    # ---------------------------------------------------------------------------------------------- layout
+    def table_uri(self, name: str) -> str:
+        return f"{self.uri}/{name}.lance"
+
+    def _read_marker(self) -> dict[str, Any]:
+        path = f"{self._root}/{MARKER}"
+        try:
+            with self._fs.open(path, "r") as fh:
+                info = json.load(fh)
+        except FileNotFoundError:
+            raise NotALakeError(
+                f"{self.uri} is not a lake (no {MARKER}); create one with `curate demo --lake {self.uri}` "
+                f"or `curate ingest SOURCE --lake {self.uri}`"
+            ) from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise NotALakeError(f"{self.uri}/{MARKER} is not valid JSON ({exc}); run `curate doctor`") from None
+        if info.get("format") != "curate-lake":
+            raise NotALakeError(f"{self.uri}/{MARKER} does not describe a curate lake")
+        found = info.get("schema_version")
+        if not isinstance(found, int) or found > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"lake {self.uri} has schema version {found}, newer than this curate ({SCHEMA_VERSION}); "
+                "upgrade with `pip install -U curate-robot-data`"
+            )
+        return info
+
+    @classmethod
+    def create(cls, uri: str | os.PathLike[str] | None = None, *, exist_ok: bool = True,
+               storage_options: dict[str, str] | None = None) -> Lake:
+        """Open the lake at `uri`, creating an empty one if there is none."""
+        uri = str(uri or default_lake_uri()).rstrip("/")
+        opts = storage_options if storage_options is not None else storage_options_from_env(uri)
+        fs, root = fsspec.core.url_to_fs(uri, **_fsspec_options(opts))
+        marker = f"{root}/{MARKER}"
+        if fs.exists(marker):
+            if not exist_ok:
+                raise FileExistsError(f"a lake already exists at {uri}")
+            return cls(uri, storage_options=opts)
+        fs.makedirs(root, exist_ok=True)
+        info = {"format": "curate-lake", "schema_version": SCHEMA_VERSION,
+                "created_at": datetime.now(UTC).isoformat()}
+        with fs.open(marker, "w") as fh:
+            json.dump(info, fh, indent=2)
+        return cls(uri, storage_options=opts)
+
+    @classmethod
+    def exists(cls, uri: str | os.PathLike[str], *, storage_options: dict[str, str] | None = None) -> bool:
+        uri = str(uri).rstrip("/")
+        opts = storage_options if storage_options is not None else storage_options_from_env(uri)
+        fs, root = fsspec.core.url_to_fs(uri, **_fsspec_options(opts))
+        return fs.exists(f"{root}/{MARKER}")
+
+    # ---------------------------------------------------------------------------------------------- tables
+    def _dataset(self, name: str, *, refresh: bool = False) -> lance.LanceDataset | None:
+        if name in self._datasets and not refresh:
+            return self._datasets[name]
+        version = self._version if name == EPISODES else self._labels_version if name == LABELS else None
+        try:
+            ds = lance.dataset(self.table_uri(name), version=version, storage_options=self.storage_options)
+        except (ValueError, OSError, RuntimeError) as exc:
+            if version is not None and name == EPISODES:
+                raise NotALakeError(f"lake {self.uri} has no version {version}: {exc}") from None
+            if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
+                return None
+            raise
+        self._datasets[name] = ds
+        return ds
+
+    def _empty(self, name: str) -> pa.Table:
+        return TABLE_SCHEMAS[name].empty_table()
+
+    def _require_writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyError(f"lake {self.uri} is open read-only; writes are refused")
+
+    def _append(self, name: str, table: pa.Table) -> lance.LanceDataset:
+        ds = self._dataset(name, refresh=True)
+        table = table.cast(TABLE_SCHEMAS[name])
+        if ds is None:
+            ds = lance.write_dataset(table, self.table_uri(name), schema=TABLE_SCHEMAS[name], mode="create",
+                                     storage_options=self.storage_options)
+        else:
+            ds = lance.write_dataset(table, self.table_uri(name), mode="append",
+                                     storage_options=self.storage_options)
+        self._datasets[name] = ds
+        return ds
+
+    @property
+    def version(self) -> int:
+        """The lake version: the version of the episodes table (0 for a lake with no episodes yet)."""
+        ds = self._dataset(EPISODES)
+        return 0 if ds is None else ds.version
+
+    @property
+    def labels_version(self) -> int:
+        """The label-event high-water mark: the version of the labels table (0 when no label exists)."""
+        ds = self._dataset(LABELS)
+        return 0 if ds is None else ds.version
+
+    def versions(self) -> list[dict[str, Any]]:
+        """Every version of the lake (episodes table): version number, timestamp and row count."""
+        ds = self._dataset(EPISODES)
+        if ds is None:
+            return []
+        out = []
+        for v in ds.versions():
+            out.append({"version": v["version"], "timestamp": v["timestamp"]})
+        return out
+
+    def refresh(self) -> Lake:
+        """Drop cached table handles so the next read sees the newest commit."""
+        if self._version is None:
+            self._datasets.clear()
+        return self
+
+    # ---------------------------------------------------------------------------------------------- writes
+    def write_episodes(self, episodes: Iterable[Episode], *, batch_size: int = 256,
+                       on_batch: Callable[[WriteResult], None] | None = None) -> WriteResult:
+        """Write (insert or replace by `episode_id`) episodes with their steps, one commit per batch.
+
+        An episode with the same id replaces the previous row; the old row stays readable through
+        `Lake(uri, version=old)`. Within a batch the last occurrence of an id wins.
+        """
+        self._require_writable()
+        total = WriteResult()
+        batch: list[Episode] = []
+        batch_bytes = 0
+        for episode in episodes:
+            batch.append(episode)
+            batch_bytes += sum(len(f.data or b"") for step in episode.steps for f in step.frames)
+            if len(batch) >= batch_size or batch_bytes >= BATCH_BYTES:
+                self._commit_batch(batch, total, on_batch)
+                batch, batch_bytes = [], 0
+        if batch:
+            self._commit_batch(batch, total, on_batch)
+        return total
+
+    def _commit_batch(self, batch: list[Episode], total: WriteResult,
+                      on_batch: Callable[[WriteResult], None] | None) -> None:
+        by_id = {ep.episode_id: ep for ep in batch}
+        rows, step_rows, frame_rows = [], [], []
+        no_frames = frozenset({"frames"})
+        for ep in by_id.values():
+            check_id(ep.episode_id)
+            revision = f"{ep.revision[:16]}-{uuid.uuid4().hex[:12]}"
+            row = model_to_row(ep, exclude=EPISODE_ROW_EXCLUDE)
+            row["revision"] = revision
+            rows.append(row)
+            key = {"episode_id": ep.episode_id, "revision": revision}
+            for step in ep.steps:
+                step_rows.append({**key, **model_to_row(step, exclude=no_frames)})
+                for frame in step.frames:
+                    frame_rows.append({**key, "index": step.index, **model_to_row(frame)})
+        if step_rows:
+            self._append(STEPS, pa.Table.from_pylist(step_rows, schema=STEPS_SCHEMA))
+        if frame_rows:
+            self._append(FRAMES, pa.Table.from_pylist(frame_rows, schema=FRAMES_SCHEMA))
+        table = pa.Table.from_pylist(rows, schema=LAKE_EPISODES_SCHEMA)
+        existing = self._dataset(EPISODES, refresh=True)
+        replaced = 0
+        if existing is None:
+            ds = self._append(EPISODES, table)
+        else:
+            ids = list(by_id)
+            replaced = existing.count_rows(filter=_in_filter("episode_id", ids))
+            result = (existing.merge_insert("episode_id").when_matched_update_all()
+                      .when_not_matched_insert_all().execute(table))
+            del result
+            ds = self._dataset(EPISODES, refresh=True)
+        result = WriteResult(episodes=len(rows), steps=len(step_rows), replaced=replaced, version=ds.version,
+                             episode_ids=list(by_id))
+        total.episodes += result.episodes
+        total.steps += result.steps
+        total.replaced += result.replaced
+        total.version = result.version
+        total.episode_ids.extend(result.episode_ids)
+        if on_batch is not None:
+            on_batch(result)
+
+    def delete_episodes(self, episode_ids: Iterable[str]) -> int:
+        """Remove episodes from the current version (their history stays readable). Returns the count."""
+        self._require_writable()
+        ids = [check_id(i) for i in episode_ids]
+        ds = self._dataset(EPISODES, refresh=True)
+        if ds is None or not ids:
+            return 0
+        n = ds.count_rows(filter=_in_filter("episode_id", ids))
+        if n:
+            ds.delete(_in_filter("episode_id", ids))
+            self._dataset(EPISODES, refresh=True)
+        return n
+
+    # ---------------------------------------------------------------------------------------------- reads
+    def revisions(self, episode_ids: Iterable[str] | None = None) -> dict[str, str]:
+        """episode_id -> source fingerprint of the stored revision (for skipping unchanged episodes)."""
+        ds = self._dataset(EPISODES)
+        if ds is None:
+            return {}
+        flt = None
+        if episode_ids is not None:
+            ids = [check_id(i) for i in episode_ids]
+            if not ids:
+                return {}
+            flt = _in_filter("episode_id", ids)
+        table = ds.to_table(columns=["episode_id", "source"], filter=flt)
+        sources = table.column("source").combine_chunks()
+        fps = sources.field("fingerprint").to_pylist()
+        return dict(zip(table.column("episode_id").to_pylist(), fps, strict=True))
+
+    def schema(self) -> pa.Schema:
+        """The columns a filter may name (the episodes table's)."""
+        return LAKE_EPISODES_SCHEMA
+
+    def scan(self, *, where: str | None = None, columns: Iterable[str] | None = None,
+             labels: bool = True) -> pl.LazyFrame:
+        """A lazy Polars frame of episodes (current labels applied), filtered by the filter language."""
+        wanted = list(columns) if columns is not None else [n for n in self.schema().names]
+        needed = set(wanted)
+        if where:
+            needed |= fields_of(parse_filter(where))
+        predicate = compile_filter(where, self.schema())
+        base_cols = [c for c in LAKE_EPISODES_SCHEMA.names if c in needed or c == "episode_id"]
+        ds = self._dataset(EPISODES)
+        table = self._empty(EPISODES).select(base_cols) if ds is None else ds.to_table(columns=base_cols)
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        if labels:
+            frame = self._apply_labels(frame, needed)
+        return frame.lazy().filter(predicate).select([c for c in wanted if c in frame.columns])
+
+    def episodes(self, where: str | None = None, *, columns: Iterable[str] | None = None,
+                 limit: int | None = None, offset: int = 0, order_by: str | None = None) -> pl.DataFrame:
+        """Episodes matching `where` as a Polars DataFrame (`.to_arrow()` for Arrow)."""
+        lf = self.scan(where=where, columns=columns)
+        if order_by:
+            lf = lf.sort(order_by)
+        if offset:
+            lf = lf.slice(offset)
+        if limit is not None:
+            lf = lf.limit(limit)
+        return lf.collect()
+
+    def count(self, where: str | None = None) -> int:
+        """Number of episodes matching `where`."""
+        return self.scan(where=where, columns=["episode_id"]).select(pl.len()).collect().item()
+
+    def page(self, where: str | None = None, *, limit: int = 50, offset: int = 0,
+             columns: Iterable[str] | None = None) -> tuple[int, pl.DataFrame]:
+        """(total matching, one page of rows): the filter runs on the filter's columns only, then the
+        page's rows are fetched by id, so a 1M-episode lake pages quickly."""
+        ids = self.scan(where=where, columns=["episode_id"]).collect()["episode_id"]
+        total = len(ids)
+        page_ids = ids.slice(offset, limit).to_list()
+        if not page_ids:
+            return total, self.episodes(where="episode_id == \"\"", columns=columns)
+        rows = self._rows_by_id(page_ids, columns)
+        order = {eid: i for i, eid in enumerate(page_ids)}
+        rows = rows.with_columns(pl.col("episode_id").replace_strict(order, return_dtype=pl.Int64).alias("_o"))
+        return total, rows.sort("_o").drop("_o")
+
+    def _rows_by_id(self, ids: list[str], columns: Iterable[str] | None = None) -> pl.DataFrame:
+        ds = self._dataset(EPISODES)
+        wanted = list(columns) if columns is not None else self.schema().names
+        base = [c for c in LAKE_EPISODES_SCHEMA.names if c in wanted or c == "episode_id"]
+        if ds is None:
+            table = self._empty(EPISODES).select(base)
+        else:
+            table = ds.to_table(columns=base, filter=_in_filter("episode_id", [check_id(i) for i in ids]))
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        frame = self._apply_labels(frame, set(wanted))
+        return frame.select([c for c in wanted if c in frame.columns])
+
+    def episode(self, episode_id: str, *, steps: bool = True, frames: str = "lazy") -> Episode:
+        """One episode with current labels applied and its steps; frame bytes load on first read.
+
+        Args:
+            frames: "lazy" (default) loads bytes on `frame.read_bytes()`, "eager" loads them now,
+                "none" leaves them out.
+        """
+        rows = self._rows_by_id([check_id(episode_id)], columns=LAKE_EPISODES_SCHEMA.names)
+        if rows.height == 0:
+            raise EpisodeNotFoundError(
+                f"episode {episode_id!r} is not in lake {self.uri}; list ids with `curate ls --lake {self.uri}`"
+            )
+        row = rows.row(0, named=True)
+        revision = row.pop("revision")
+        step_models = self._steps(episode_id, revision, frames=frames) if steps else []
+        return row_to_model(Episode, row, steps=step_models)
+
+    def _steps(self, episode_id: str, revision: str, *, frames: str) -> list[Step]:
+        ds = self._dataset(STEPS)
+        if ds is None:
+            return []
+        key = f"episode_id = '{check_id(episode_id)}' AND revision = '{check_id(revision)}'"
+        rows = sorted(ds.to_table(filter=key).to_pylist(), key=lambda r: r["index"])
+        by_step: dict[int, list[Frame]] = {}
+        frames_ds = self._dataset(FRAMES)
+        if frames != "none" and frames_ds is not None:
+            columns = None if frames == "eager" else [n for n in FRAMES_SCHEMA.names if n != "data"]
+            cache: dict[str, dict[tuple[int, str], bytes | None]] = {}
+
+            def load(index: int, camera: str) -> bytes | None:
+                # the first read of any frame fetches the episode's bytes in one scan
+                if "bytes" not in cache:
+                    table = frames_ds.to_table(columns=["index", "camera", "data"], filter=key)
+                    cache["bytes"] = {(r["index"], r["camera"]): r["data"] for r in table.to_pylist()}
+                return cache["bytes"].get((index, camera))
+
+            for r in frames_ds.to_table(columns=columns, filter=key).to_pylist():
+                fields = {k: r.get(k) for k in Frame.model_fields}
+                if frames == "eager":
+                    frame: Frame = Frame(**fields)
+                else:
+                    frame = LazyFrame(**fields)
+                    frame._load = lambda i=r["index"], c=r["camera"]: load(i, c)
+                by_step.setdefault(r["index"], []).append(frame)
+        out = []
+        for r in rows:
+            body = {k: v for k, v in r.items() if k not in ("episode_id", "revision")}
+            out.append(Step.model_validate({**row_to_dict(Step, body), "frames": by_step.get(r["index"], [])}))
+        return out
+
+    def frame_bytes(self, episode_id: str, step: int, camera: str) -> bytes | None:
+        """The encoded bytes of one frame (None for a video reference or a camera the step lacks)."""
+        row = self._rows_by_id([check_id(episode_id)], columns=["episode_id", "revision"])
+        if row.height == 0:
+            raise EpisodeNotFoundError(f"episode {episode_id!r} is not in lake {self.uri}")
+        ds = self._dataset(FRAMES)
+        if ds is None:
+            return None
+        flt = (f"episode_id = '{episode_id}' AND revision = '{check_id(row['revision'][0])}' "
+               f"AND index = {int(step)}")
+        for r in ds.to_table(columns=["camera", "data"], filter=flt).to_pylist():
+            if r["camera"] == camera:
+                return r["data"]
+        return None
+
+    def iter_steps(self, episode_ids: Iterable[str] | None = None, *, columns: Iterable[str] | None = None,
+                   batch_size: int = 8192) -> Iterator[pa.RecordBatch]:
+        """Stream step rows of the current revisions (optionally of some episodes), batch by batch."""
+        current = self.scan(columns=["episode_id", "revision"], labels=False).collect()
+        if episode_ids is not None:
+            keep = set(episode_ids)
+            current = current.filter(pl.col("episode_id").is_in(list(keep)))
+        revisions = set(current["revision"].to_list())
+        ds = self._dataset(STEPS)
+        if ds is None or not revisions:
+            return
+        cols = list(columns) if columns is not None else STEPS_SCHEMA.names
+        read_cols = list(dict.fromkeys([*cols, "revision"]))
+        for batch in ds.to_batches(columns=read_cols, batch_size=batch_size):
+            mask = pc.is_in(batch.column("revision"), value_set=pa.array(list(revisions)))
+            out = batch.filter(mask)
+            if out.num_rows:
+                yield out.select(cols)
+
+    # ---------------------------------------------------------------------------------------------- stats
+    def stats(self) -> dict[str, Any]:
+        """Totals for `curate stats`: episodes, steps, hours, per dataset and embodiment."""
+        frame = self.episodes(columns=["dataset", "embodiment", "n_steps", "duration_s"])
+        per_dataset = (frame.group_by("dataset").agg(pl.len().alias("episodes"), pl.col("n_steps").sum().alias("steps"),
+                                                     (pl.col("duration_s").sum() / 3600).alias("hours"))
+                       .sort("dataset"))
+        robots = frame.select(pl.col("embodiment").struct.field("robot")).to_series()
+        return {
+            "lake": self.uri,
+            "version": self.version,
+            "labels_version": self.labels_version,
+            "episodes": frame.height,
+            "steps": int(frame["n_steps"].sum() or 0),
+            "hours": round(float(frame["duration_s"].sum() or 0) / 3600, 4),
+            "datasets": {r["dataset"]: r["episodes"] for r in per_dataset.iter_rows(named=True)},
+            "embodiments": dict(sorted(robots.value_counts().iter_rows())) if frame.height else {},
+            "per_dataset": [
+                {"dataset": r["dataset"], "episodes": r["episodes"], "steps": int(r["steps"]),
+                 "hours": round(float(r["hours"]), 4)}
+                for r in per_dataset.iter_rows(named=True)
+            ],
+        }
+
+    # ---------------------------------------------------------------------------------------------- labels
+    def label_events(self, *, episode_id: str | None = None) -> list[LabelEvent]:
+        """The label history (oldest first), of one episode or of the whole lake."""
+        ds = self._dataset(LABELS)
+        if ds is None:
+            return []
+        flt = f"episode_id = '{check_id(episode_id)}'" if episode_id else None
+        rows = ds.to_table(filter=flt).to_pylist()
+        events = [row_to_model(LabelEvent, r) for r in rows]
+        return sorted(events, key=lambda e: (e.at, e.event_id))
+
+    def _latest_labels(self) -> pl.DataFrame | None:
+        ds = self._dataset(LABELS)
+        if ds is None or ds.count_rows() == 0:
+            return None
+        table = ds.to_table(columns=["event_id", "episode_id", "field", "value", "at"])
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        return frame.sort(["at", "event_id"]).group_by(["episode_id", "field"], maintain_order=True).last()
+
+    def _apply_labels(self, frame: pl.DataFrame, needed: set[str]) -> pl.DataFrame:
+        latest = self._latest_labels()
+        if latest is None:
+            return frame
+        for fld in sorted(set(latest["field"].unique().to_list()) & needed & set(frame.columns)):
+            updates = latest.filter(pl.col("field") == fld).select("episode_id", "value")
+            dtype = frame.schema[fld]
+            decoded = [json.loads(v) for v in updates["value"].to_list()]
+            new = pl.DataFrame({"episode_id": updates["episode_id"], "_new": pl.Series(decoded, dtype=dtype),
+                                "_set": [True] * updates.height})
+            frame = (frame.join(new, on="episode_id", how="left")
+                     .with_columns(pl.when(pl.col("_set")).then(pl.col("_new")).otherwise(pl.col(fld)).alias(fld))
+                     .drop("_new", "_set"))
+        return frame
+
+    def relabel(self, episode_ids: Iterable[str], field: str, value: Any, *, author: str,
+                note: str | None = None, expected: dict[str, str | None] | None = None) -> list[LabelEvent]:
+        """Set `field` to `value` on episodes: one LabelEvent each, appended in one commit.
+
+        Args:
+            expected: optimistic concurrency. For each episode, the id of the latest event on `field`
+                the editor saw (None if it saw none). If someone saved since, nothing is written and
+                LabelConflictError says what the field holds now.
+        """
+        self._require_writable()
+        if field not in LABEL_FIELDS:
+            raise ValueError(f"cannot relabel {field!r}; labelable fields: {', '.join(LABEL_FIELDS)}")
+        ids = [check_id(i) for i in episode_ids]
+        column = field
+        current = self._rows_by_id(ids, columns=["episode_id", column]) if ids else None
+        if current is None or current.height != len(set(ids)):
+            found = set() if current is None else set(current["episode_id"].to_list())
+            missing = [i for i in ids if i not in found]
+            raise EpisodeNotFoundError(f"episode {missing[0]!r} is not in lake {self.uri}")
+        latest_ids = self.latest_event_ids(ids, field)
+        if expected is not None:
+            for eid in ids:
+                if eid in expected and expected[eid] != latest_ids.get(eid):
+                    value_now = current.filter(pl.col("episode_id") == eid)[column][0]
+                    raise LabelConflictError(
+                        f"{field} of {eid} was changed by someone else since you loaded it (now: {value_now!r}); "
+                        "reload, merge your change, and save again",
+                        current=value_now, latest_event_id=latest_ids.get(eid))
+        previous = {r["episode_id"]: r[column] for r in current.iter_rows(named=True)}
+        validated = _validate_label_value(field, value)
+        events = [LabelEvent(episode_id=eid, field=field, value=validated, previous=previous.get(eid),
+                             author=author, note=note) for eid in dict.fromkeys(ids)]
+        self._append(LABELS, pa.Table.from_pylist([model_to_row(e) for e in events], schema=LABELS_SCHEMA))
+        return events
+
+    def latest_event_ids(self, episode_ids: Iterable[str], field: str) -> dict[str, str]:
+        """episode_id -> id of the latest label event on `field` (absent when never relabelled)."""
+        latest = self._latest_labels()
+        if latest is None:
+            return {}
+        sub = latest.filter((pl.col("field") == field) & pl.col("episode_id").is_in(list(episode_ids)))
+        return dict(zip(sub["episode_id"].to_list(), sub["event_id"].to_list(), strict=True))
+
+    def undo(self, event_id: str, *, author: str, note: str | None = None) -> LabelEvent:
+        """Undo a label event by appending a new one that restores its `previous` value."""
+        self._require_writable()
+        events = {e.event_id: e for e in self.label_events()}
+        if event_id not in events:
+            raise EpisodeNotFoundError(f"label event {event_id!r} does not exist in lake {self.uri}")
+        target = events[event_id]
+        (event,) = self.relabel([target.episode_id], target.field, target.previous, author=author,
+                                note=note or f"undo {event_id}")
+        return event
+
+    # ---------------------------------------------------------------------------------------------- upkeep
+    def optimize(self) -> None:
+        """Compact small fragments and (re)build the scalar index used to find an episode's steps."""
+        self._require_writable()
+        for name in (EPISODES, STEPS, FRAMES):
+            ds = self._dataset(name, refresh=True)
+            if ds is None:
+                continue
+            ds.optimize.compact_files()
+            ds = self._dataset(name, refresh=True)
+            ds.create_scalar_index("episode_id", index_type="BTREE", replace=True)
+            self._dataset(name, refresh=True)
+
+
+def _in_filter(column: str, values: list[str]) -> str:
+    """A Lance predicate `column IN (...)` over checked ids only (never user text)."""
+    quoted = ", ".join(f"'{check_id(v)}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+def _validate_label_value(field: str, value: Any) -> Any:
+    """Check a relabel value against the Episode field's type (tags must be a list of str, etc.)."""
+    probe = Episode.model_fields[field]
+    from pydantic import TypeAdapter
+
+    adapter = TypeAdapter(probe.annotation)
+    validated = adapter.validate_python(value)
+    return json.loads(adapter.dump_json(validated))
+
+
+def vacuum(lake: Lake) -> dict[str, int]:
+    """Delete step and frame rows that no retained version of the episodes table points to.
+
+    They are left behind by interrupted writes; readers never see them. Returns rows deleted per table.
+    """
+    lake._require_writable()
+    eps = lake._dataset(EPISODES, refresh=True)
+    referenced: set[str] = set()
+    if eps is not None:
+        for v in eps.versions():
+            old = lance.dataset(lake.table_uri(EPISODES), version=v["version"], storage_options=lake.storage_options)
+            referenced.update(old.to_table(columns=["revision"]).column("revision").to_pylist())
+    deleted = {}
+    for name in (STEPS, FRAMES):
+        ds = lake._dataset(name, refresh=True)
+        if ds is None:
+            deleted[name] = 0
+            continue
+        revs = set(pc.unique(ds.to_table(columns=["revision"]).column("revision")).to_pylist())
+        orphans = sorted(revs - referenced)
+        if orphans:
+            before = ds.count_rows()
+            ds.delete(_in_filter("revision", orphans))
+            ds = lake._dataset(name, refresh=True)
+            deleted[name] = before - ds.count_rows()
+        else:
+            deleted[name] = 0
+    return deleted

@@ -1,0 +1,188 @@
+"""Derive Arrow schemas from the pydantic models, so the lake never keeps a hand-written twin.
+
+The mapping is deliberately small: the types the models use, nothing more.
+
+| annotation                         | Arrow                       |
+|------------------------------------|-----------------------------|
+| str, Literal[...] of str, Enum     | string                      |
+| int / float / bool / bytes         | int64 / float64 / bool / binary |
+| datetime                           | timestamp[us, UTC]          |
+| Annotated[..., ArrowType(t)]       | t (e.g. float32 vectors)    |
+| list[X]                            | list<X>                     |
+| a BaseModel                        | struct of its fields        |
+| dict / Any (free-form JSON)        | string holding JSON         |
+| X | None                           | X, nullable                 |
+
+Rows are converted with `model_to_row` / `row_to_model`; JSON fields are (de)serialised at that seam.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+
+import pyarrow as pa
+from pydantic import BaseModel
+
+
+@dataclass(frozen=True)
+class ArrowType:
+    """`Annotated` marker that pins the Arrow type of a field (e.g. float32 vectors)."""
+
+    type: pa.DataType
+
+
+@dataclass(frozen=True)
+class JsonField:
+    """`Annotated` marker: store this field as a JSON string column."""
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        nullable = len(args) != len(get_args(annotation))
+        if len(args) == 1:
+            return args[0], nullable
+        raise TypeError(f"unions other than X | None are not supported in lake models: {annotation!r}")
+    return annotation, False
+
+
+def _is_json(annotation: Any) -> bool:
+    if get_origin(annotation) is typing.Annotated:
+        return any(isinstance(m, JsonField) for m in annotation.__metadata__)
+    return annotation is Any or annotation is dict or get_origin(annotation) is dict
+
+
+def arrow_type(annotation: Any) -> tuple[pa.DataType, bool]:
+    """Return (Arrow type, nullable) for one field annotation."""
+    annotation, nullable = _unwrap_optional(annotation)
+    if _is_json(annotation):
+        inner = get_args(annotation)[0] if get_origin(annotation) is typing.Annotated else annotation
+        return pa.string(), nullable or inner is Any
+    if get_origin(annotation) is typing.Annotated:
+        pinned = [m for m in annotation.__metadata__ if isinstance(m, ArrowType)]
+        if pinned:
+            return pinned[0].type, nullable
+        return arrow_type(get_args(annotation)[0])[0], nullable
+    origin = get_origin(annotation)
+    if origin is Literal:
+        values = get_args(annotation)
+        if all(isinstance(v, str) for v in values):
+            return pa.string(), nullable
+        raise TypeError(f"only string Literals are supported: {annotation!r}")
+    if origin in (list, tuple):
+        (item,) = get_args(annotation)[:1]
+        item_type, item_nullable = arrow_type(item)
+        return pa.list_(pa.field("item", item_type, nullable=item_nullable)), nullable
+    if isinstance(annotation, type):
+        if issubclass(annotation, BaseModel):
+            return pa.struct(model_fields(annotation)), nullable
+        if issubclass(annotation, Enum):
+            return pa.string(), nullable
+        if annotation is bool:
+            return pa.bool_(), nullable
+        if annotation is int:
+            return pa.int64(), nullable
+        if annotation is float:
+            return pa.float64(), nullable
+        if annotation is str:
+            return pa.string(), nullable
+        if annotation is bytes:
+            return pa.binary(), nullable
+        if annotation is datetime:
+            return pa.timestamp("us", tz="UTC"), nullable
+    raise TypeError(f"no Arrow mapping for annotation {annotation!r}")
+
+
+def _field_annotation(model: type[BaseModel], name: str) -> Any:
+    info = model.model_fields[name]
+    annotation = info.annotation
+    if info.metadata:
+        annotation = typing.Annotated[annotation, *info.metadata]
+    return annotation
+
+
+def model_fields(model: type[BaseModel], *, exclude: frozenset[str] = frozenset()) -> list[pa.Field]:
+    """Arrow fields of a model, in declaration order."""
+    fields = []
+    for name in model.model_fields:
+        if name in exclude:
+            continue
+        dtype, nullable = arrow_type(_field_annotation(model, name))
+        fields.append(pa.field(name, dtype, nullable=nullable))
+    return fields
+
+
+def model_schema(model: type[BaseModel], *, exclude: frozenset[str] = frozenset()) -> pa.Schema:
+    """The Arrow schema of a lake table whose rows are `model` instances."""
+    return pa.schema(model_fields(model, exclude=exclude))
+
+
+def _json_fields(model: type[BaseModel]) -> dict[str, Any]:
+    """Field name -> annotation, for fields that need conversion at the row seam."""
+    return {name: _field_annotation(model, name) for name in model.model_fields}
+
+
+def _to_row_value(annotation: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    inner, _ = _unwrap_optional(annotation)
+    if _is_json(inner):
+        return json.dumps(value, sort_keys=True, default=str)
+    if get_origin(inner) is typing.Annotated:
+        inner = get_args(inner)[0]
+    if get_origin(inner) in (list, tuple):
+        (item,) = get_args(inner)[:1]
+        return [_to_row_value(item, v) for v in value]
+    if isinstance(inner, type) and issubclass(inner, BaseModel):
+        return model_to_row(value)
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def _from_row_value(annotation: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    inner, _ = _unwrap_optional(annotation)
+    if _is_json(inner):
+        return json.loads(value)
+    if get_origin(inner) is typing.Annotated:
+        inner = get_args(inner)[0]
+    if get_origin(inner) in (list, tuple):
+        (item,) = get_args(inner)[:1]
+        return [_from_row_value(item, v) for v in value]
+    if isinstance(inner, type) and issubclass(inner, BaseModel):
+        return row_to_dict(inner, value)
+    return value
+
+
+def model_to_row(obj: BaseModel, *, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """One model instance as a dict that `pa.Table.from_pylist(..., schema=model_schema(...))` accepts."""
+    model = type(obj)
+    annotations = _json_fields(model)
+    return {
+        name: _to_row_value(annotations[name], getattr(obj, name))
+        for name in model.model_fields
+        if name not in exclude
+    }
+
+
+def row_to_dict(model: type[BaseModel], row: dict[str, Any]) -> dict[str, Any]:
+    """Undo `model_to_row`: JSON columns parsed back, nested structs recursed."""
+    annotations = _json_fields(model)
+    return {name: _from_row_value(annotations[name], value) for name, value in row.items() if name in annotations}
+
+
+def row_to_model(model: type[M], row: dict[str, Any], **extra: Any) -> M:
+    """Build a validated model from one Arrow row (as produced by `Table.to_pylist`)."""
+    return model.model_validate({**row_to_dict(model, row), **extra})
