@@ -9,8 +9,10 @@ from connectors.base import Connector
 
 ENTRY_POINT_GROUP = "curate.connectors"
 
-_BUILTIN_MODULES: tuple[str, ...] = ()
-"""Modules whose import registers the built-in connectors (filled as formats land)."""
+_BUILTIN_MODULES: tuple[str, ...] = (
+    # one module per line; importing it registers its connector(s)
+)
+"""Modules whose import registers the built-in connectors."""
 
 _registry: dict[str, type[Connector]] = {}
 _loaded = False
@@ -26,7 +28,8 @@ def register(cls: type[Connector]) -> type[Connector]:
         raise ValueError(f"{cls.__qualname__} has no `name`")
     existing = _registry.get(cls.name)
     if existing is not None and existing is not cls:
-        raise ValueError(f"connector name {cls.name!r} is already taken by {existing.__module__}.{existing.__qualname__}")
+        taken_by = f"{existing.__module__}.{existing.__qualname__}"
+        raise ValueError(f"connector name {cls.name!r} is already taken by {taken_by}")
     _registry[cls.name] = cls
     return cls
 

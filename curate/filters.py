@@ -262,7 +262,9 @@ class _Parser:
                 values.append(self._value())
             self._expect("op", "]", "',' or ']'")
             return OneOf(field, tuple(values), negate, tok.pos)
-        if tok.kind in ("end", "keyword") and tok.value in (None, "and", "or") or (tok.kind == "op" and tok.value == ")"):
+        ends_test = (tok.kind in ("end", "keyword") and tok.value in (None, "and", "or")) or (
+            tok.kind == "op" and tok.value == ")")
+        if ends_test:
             return Truthy(field)
         raise self._fail("an operator (==, !=, <, <=, >, >=, ~, in, is)")
 

@@ -12,6 +12,7 @@ A user's mistake (bad filter, unknown id, not a lake) prints one line and exits 
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
@@ -26,8 +27,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Each module adds its commands to `app` when imported.
-from curate.cli import demo_cmd, lake_cmds  # noqa: E402, F401
+COMMAND_MODULES: tuple[str, ...] = (
+    # one module per line; importing it adds its commands to `app`
+    "curate.cli.demo_cmd",
+    "curate.cli.lake_cmds",
+)
+for _module in COMMAND_MODULES:
+    importlib.import_module(_module)
 
 
 def main() -> None:
