@@ -41,6 +41,8 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
+MAX_DEPTH = 50
+MAX_CONDITIONS = 500
 _KEYWORDS = {"and", "or", "not", "in", "is", "null", "true", "false"}
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'"}
 
@@ -165,6 +167,7 @@ class _Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
+        self.depth = 0
 
     @property
     def tok(self) -> Token:
@@ -200,20 +203,36 @@ class _Parser:
         items = [self._and()]
         while self._accept("keyword", "or"):
             items.append(self._and())
+            if len(items) > MAX_CONDITIONS:
+                raise FilterError(f"more than {MAX_CONDITIONS} conditions joined by 'or'", text=self.text,
+                                  position=self.tok.pos)
         return items[0] if len(items) == 1 else Or(tuple(items))
 
     def _and(self) -> Node:
         items = [self._not()]
         while self._accept("keyword", "and"):
             items.append(self._not())
+            if len(items) > MAX_CONDITIONS:
+                raise FilterError(f"more than {MAX_CONDITIONS} conditions joined by 'and'", text=self.text,
+                                  position=self.tok.pos)
         return items[0] if len(items) == 1 else And(tuple(items))
 
     def _not(self) -> Node:
         if self._accept("keyword", "not"):
-            return Not(self._not())
-        if self._accept("op", "("):
+            if self.depth >= MAX_DEPTH:
+                raise FilterError(f"'not' nested deeper than {MAX_DEPTH}", text=self.text, position=self.tok.pos)
+            self.depth += 1
+            node = Not(self._not())
+            self.depth -= 1
+            return node
+        if self.tok.kind == "op" and self.tok.value == "(":
+            if self.depth >= MAX_DEPTH:
+                raise FilterError(f"parentheses nested deeper than {MAX_DEPTH}", text=self.text, position=self.tok.pos)
+            self.i += 1
+            self.depth += 1
             node = self._or()
             self._expect("op", ")", "')'")
+            self.depth -= 1
             return node
         return self._test()
 

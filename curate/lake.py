@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import fsspec
 import lance
 import polars as pl
 import pyarrow as pa
@@ -40,6 +39,7 @@ from curate.errors import (
     SchemaVersionError,
 )
 from curate.filters import compile_filter, fields_of, parse_filter
+from curate.objectstore import url_to_fs
 from schemas import (
     EPISODES_SCHEMA,
     FRAMES_SCHEMA,
@@ -91,19 +91,6 @@ def storage_options_from_env(uri: str) -> dict[str, str]:
     if opts.get("aws_endpoint", "").startswith("http://"):
         opts["allow_http"] = "true"
     return opts
-
-
-def _fsspec_options(storage_options: dict[str, str]) -> dict[str, Any]:
-    """The same credentials, in the form s3fs expects."""
-    out: dict[str, Any] = {}
-    if "aws_endpoint" in storage_options:
-        out["client_kwargs"] = {"endpoint_url": storage_options["aws_endpoint"]}
-    if "aws_access_key_id" in storage_options:
-        out["key"] = storage_options["aws_access_key_id"]
-        out["secret"] = storage_options.get("aws_secret_access_key")
-    if "aws_region" in storage_options:
-        out.setdefault("client_kwargs", {})["region_name"] = storage_options["aws_region"]
-    return out
 
 
 def check_id(episode_id: str) -> str:
@@ -165,7 +152,7 @@ class Lake:
         self.read_only = read_only or version is not None
         self._version = version
         self._labels_version = labels_version
-        self._fs, self._root = fsspec.core.url_to_fs(self.uri, **_fsspec_options(self.storage_options))
+        self._fs, self._root = url_to_fs(self.uri, storage_options=self.storage_options)
         self.info = self._read_marker()
         self._datasets: dict[str, lance.LanceDataset] = {}
         if version is not None:
@@ -203,7 +190,7 @@ class Lake:
         """Open the lake at `uri`, creating an empty one if there is none."""
         uri = str(uri or default_lake_uri()).rstrip("/")
         opts = storage_options if storage_options is not None else storage_options_from_env(uri)
-        fs, root = fsspec.core.url_to_fs(uri, **_fsspec_options(opts))
+        fs, root = url_to_fs(uri, storage_options=opts)
         marker = f"{root}/{MARKER}"
         if fs.exists(marker):
             if not exist_ok:
@@ -220,7 +207,7 @@ class Lake:
     def exists(cls, uri: str | os.PathLike[str], *, storage_options: dict[str, str] | None = None) -> bool:
         uri = str(uri).rstrip("/")
         opts = storage_options if storage_options is not None else storage_options_from_env(uri)
-        fs, root = fsspec.core.url_to_fs(uri, **_fsspec_options(opts))
+        fs, root = url_to_fs(uri, storage_options=opts)
         return fs.exists(f"{root}/{MARKER}")
 
     # ---------------------------------------------------------------------------------------------- tables
@@ -381,15 +368,17 @@ class Lake:
         return dict(zip(table.column("episode_id").to_pylist(), fps, strict=True))
 
     def schema(self) -> pa.Schema:
-        """The columns a filter may name (the episodes table's)."""
-        return LAKE_EPISODES_SCHEMA
+        """The columns a filter may name (the episodes table's, plus derived columns once computed)."""
+        from curate.analytics.derived import extend_schema
+
+        return extend_schema(self, LAKE_EPISODES_SCHEMA)
 
     def scan(self, *, where: str | None = None, columns: Iterable[str] | None = None,
              labels: bool = True) -> pl.LazyFrame:
         """A lazy Polars frame of episodes (current labels applied), filtered by the filter language."""
         wanted = list(columns) if columns is not None else [n for n in self.schema().names]
         needed = set(wanted)
-        if where:
+        if where and where.strip():
             needed |= fields_of(parse_filter(where))
         predicate = compile_filter(where, self.schema())
         base_cols = [c for c in LAKE_EPISODES_SCHEMA.names if c in needed or c == "episode_id"]
@@ -399,6 +388,10 @@ class Lake:
         assert isinstance(frame, pl.DataFrame)
         if labels:
             frame = self._apply_labels(frame, needed)
+        if needed - set(LAKE_EPISODES_SCHEMA.names):
+            from curate.analytics.derived import join_derived
+
+            frame = join_derived(self, frame, needed)
         return frame.lazy().filter(predicate).select([c for c in wanted if c in frame.columns])
 
     def episodes(self, where: str | None = None, *, columns: Iterable[str] | None = None,
@@ -527,6 +520,33 @@ class Lake:
             out = batch.filter(mask)
             if out.num_rows:
                 yield out.select(cols)
+
+    def read_frames(self, keys: Iterable[tuple[str, int]], *, cameras: Iterable[str] | None = None,
+                    columns: Iterable[str] | None = None) -> pa.Table:
+        """Frame rows (current revisions) for many (episode_id, step index) keys in one scan.
+
+        For bulk keyframe reads (embedding): one Lance query per call instead of one per episode.
+        """
+        wanted = list(keys)
+        cols = list(columns) if columns is not None else FRAMES_SCHEMA.names
+        read_cols = list(dict.fromkeys(["episode_id", "index", "camera", *cols]))
+        ds = self._dataset(FRAMES)
+        if ds is None or not wanted:
+            return FRAMES_SCHEMA.empty_table().select(read_cols)
+        ids = sorted({k[0] for k in wanted})
+        revs = self._rows_by_id(ids, columns=["episode_id", "revision"])["revision"].to_list()
+        if not revs:
+            return FRAMES_SCHEMA.empty_table().select(read_cols)
+        indices = sorted({int(k[1]) for k in wanted})
+        flt = f"{_in_filter('revision', revs)} AND index IN ({', '.join(str(i) for i in indices)})"
+        table = ds.to_table(columns=read_cols, filter=flt)
+        key_set = pa.array([f"{e}\x00{int(i)}" for e, i in wanted])
+        joined = pc.binary_join_element_wise(table.column("episode_id"), pc.cast(table.column("index"), pa.string()),
+                                             "\x00")
+        mask = pc.is_in(joined, value_set=key_set)
+        if cameras is not None:
+            mask = pc.and_(mask, pc.is_in(table.column("camera"), value_set=pa.array(list(cameras))))
+        return table.filter(mask)
 
     # ---------------------------------------------------------------------------------------------- stats
     def stats(self) -> dict[str, Any]:

@@ -39,7 +39,9 @@ for _module in COMMAND_MODULES:
 def main() -> None:
     """Entry point: run the app, turning CurateErrors into a one-line message and their exit code."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns typer.Exit's code here instead of raising
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except CurateError as exc:
         typer.echo(f"Error: {exc}", err=True)
         sys.exit(exc.exit_code)
