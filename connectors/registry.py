@@ -11,6 +11,7 @@ ENTRY_POINT_GROUP = "curate.connectors"
 
 _BUILTIN_MODULES: tuple[str, ...] = (
     # one module per line; importing it registers its connector(s)
+    "connectors.lerobot",
 )
 """Modules whose import registers the built-in connectors."""
 
