@@ -107,8 +107,9 @@ def phrase(style: str, target: tuple[str, str], receptacle: str, anchor: tuple[s
     """An instruction in one of four styles practitioners see in the wild."""
     name = object_name(target)
     verb = rng.choice(["put", "place", "move"])
+    prep = "on" if receptacle == "plate" else "in"
     if style == "imperative":
-        return f"{verb} the {name} in the {receptacle}"
+        return f"{verb} the {name} {prep} the {receptacle}"
     if style == "question":
         return str(rng.choice([f"can you {verb} the {name} into the {receptacle}?",
                                f"could you pick up the {name} and drop it in the {receptacle}?"]))
@@ -117,7 +118,7 @@ def phrase(style: str, target: tuple[str, str], receptacle: str, anchor: tuple[s
         ref = object_name(anchor) if anchor else receptacle
         return f"{verb} the {target[1]} {where} the {ref} into the {receptacle}"
     return str(rng.choice([f"grab that {name} and chuck it in the {receptacle}",
-                           f"yo, {name} goes in the {receptacle} pls",
+                           f"yo, {name} goes {prep} the {receptacle} pls",
                            f"just stick the {name} in the {receptacle}"]))
 
 
