@@ -11,7 +11,9 @@ ENTRY_POINT_GROUP = "curate.connectors"
 
 _BUILTIN_MODULES: tuple[str, ...] = (
     # one module per line; importing it registers its connector(s)
+    "connectors.rlds",
     "connectors.lerobot",
+    "connectors.hdf5",
 )
 """Modules whose import registers the built-in connectors."""
 
