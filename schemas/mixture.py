@@ -181,12 +181,20 @@ class Manifest(_Model):
     def from_json(cls, text: str) -> Manifest:
         return cls.model_validate_json(text)
 
-    def dataset_weights(self) -> dict[str, float]:
-        """Share of the mixture per dataset (sums to 1), from the episode weights."""
+    def dataset_weights(self, *, basis: Literal["weights", "repeats"] = "weights") -> dict[str, float]:
+        """Share of the mixture per dataset (sums to 1): from the sampling weights, or from the whole-episode
+        repeats that file exports write."""
         out: dict[str, float] = {}
         for ep in self.episodes:
-            out[ep.dataset] = out.get(ep.dataset, 0.0) + ep.weight
-        return dict(sorted(out.items()))
+            value = ep.weight if basis == "weights" else ep.repeats * ep.units
+            out[ep.dataset] = out.get(ep.dataset, 0.0) + value
+        total = sum(out.values()) or 1.0
+        return {k: v / total for k, v in sorted(out.items()) if v > 0}
+
+    def copy_weight(self, episode: ManifestEpisode, *, copies: int) -> float:
+        """Share of an export held by one written copy of `episode` (all copies of all episodes sum to 1)."""
+        total = self.total_units or 1.0
+        return episode.repeats * episode.units / total / max(1, copies)
 
     def selected(self) -> list[ManifestEpisode]:
         """Episodes with at least one repeat, in manifest order."""
