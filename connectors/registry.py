@@ -12,8 +12,10 @@ ENTRY_POINT_GROUP = "curate.connectors"
 _BUILTIN_MODULES: tuple[str, ...] = (
     # one module per line; importing it registers its connector(s)
     "connectors.rlds",
+    "connectors.alfred",
     "connectors.lerobot",
     "connectors.hdf5",
+    "connectors.rosbag",
 )
 """Modules whose import registers the built-in connectors."""
 
