@@ -65,8 +65,10 @@ def find_bags(uri: str) -> list[Path]:
     for candidate in sorted(path.rglob("*")):
         if any(parent in bags for parent in candidate.parents):
             continue
-        if (candidate.is_dir() and (candidate / "metadata.yaml").is_file()) or (candidate.is_file() and candidate.suffix in STORAGE_SUFFIXES and not (
-                candidate.parent / "metadata.yaml").is_file()):
+        bag_dir = candidate.is_dir() and (candidate / "metadata.yaml").is_file()
+        bare = (candidate.is_file() and candidate.suffix in STORAGE_SUFFIXES
+                and not (candidate.parent / "metadata.yaml").is_file())
+        if bag_dir or bare:
             bags.append(candidate)
     return bags
 

@@ -296,7 +296,7 @@ class RosbagConnector(Connector):
         state_names: list[str] = []
         if state_keys:
             parts = [self._aligned(window(k), ticks) for k in state_keys]
-            state_rows = [sum((p[i] for p in parts), []) for i in range(n)]
+            state_rows = [[v for p in parts for v in p[i]] for i in range(n)]
             for k in state_keys:
                 state_names += streams.get(k, Stream()).names
             width = len(state_rows[0]) if state_rows else 0

@@ -55,7 +55,7 @@ def write_episode(demo: DemoEpisode, path: Path, *, storage: Storage = "mcap", c
 
     ts = get_typestore(Stores.ROS2_HUMBLE)
     hz = float(demo.robot.hz)
-    period_ns = int(round(1e9 / hz))
+    period_ns = round(1e9 / hz)
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
     path.parent.mkdir(parents=True, exist_ok=True)
     messages: list[tuple[int, str, Any, str]] = []
