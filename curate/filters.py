@@ -391,12 +391,13 @@ class _Compiler:
             return ~out if node.negate else out
         assert isinstance(node, Compare)
         if node.op == "~":
-            needle = node.value.lower()
+            # case-insensitive literal search: the user's text is escaped, never a pattern of its own
+            needle = "(?i)" + re.escape(node.value)
             if pa.types.is_list(dtype) and pa.types.is_string(dtype.value_type):
-                return expr.list.eval(pl.element().str.to_lowercase().str.contains(needle, literal=True)).list.any()
+                return expr.list.eval(pl.element().str.contains(needle)).list.any().fill_null(False)
             if not pa.types.is_string(dtype):
                 raise self._err(f"'~' searches text, but {node.field.name} is not text", node.pos)
-            return expr.str.to_lowercase().str.contains(needle, literal=True).fill_null(False)
+            return expr.str.contains(needle).fill_null(False)
         if pa.types.is_list(dtype):
             raise self._err(f"{node.field.name} is a list: use \"value\" in {node.field.name}", node.pos)
         value = self._check_value(node.field, dtype, node.value, node.pos)

@@ -65,6 +65,7 @@ BATCH_BYTES = 256 * 1024 * 1024
 """Commit a write batch once its frames reach this many bytes, so memory stays bounded."""
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
 LIST_COLUMNS = ("episode_id", "dataset", "instruction", "n_steps")
+POSITION = "_position"
 
 
 def default_lake_uri() -> str:
@@ -297,7 +298,24 @@ class Lake:
 
     def _commit_batch(self, batch: list[Episode], total: WriteResult,
                       on_batch: Callable[[WriteResult], None] | None) -> None:
-        by_id = {ep.episode_id: ep for ep in batch}
+        result = self.commit_staged(self.stage_episodes(batch))
+        total.episodes += result.episodes
+        total.steps += result.steps
+        total.replaced += result.replaced
+        total.version = result.version
+        total.episode_ids.extend(result.episode_ids)
+        if on_batch is not None:
+            on_batch(result)
+
+    def stage_episodes(self, episodes: Iterable[Episode]) -> pa.Table:
+        """Write the steps and frames of `episodes` without making them visible; return their episode rows.
+
+        The rows become visible only through `commit_staged` (one atomic commit), so an ingest can stage many
+        batches and commit them all at once, or not at all. Rows never committed are orphans `vacuum` removes.
+        Within the given episodes the last occurrence of an id wins.
+        """
+        self._require_writable()
+        by_id = {ep.episode_id: ep for ep in episodes}
         rows, step_rows, frame_rows = [], [], []
         no_frames = frozenset({"frames"})
         for ep in by_id.values():
@@ -315,27 +333,37 @@ class Lake:
             self._append(STEPS, pa.Table.from_pylist(step_rows, schema=STEPS_SCHEMA))
         if frame_rows:
             self._append(FRAMES, pa.Table.from_pylist(frame_rows, schema=FRAMES_SCHEMA))
-        table = pa.Table.from_pylist(rows, schema=LAKE_EPISODES_SCHEMA)
+        return pa.Table.from_pylist(rows, schema=LAKE_EPISODES_SCHEMA)
+
+    def commit_staged(self, rows: pa.Table) -> WriteResult:
+        """Make staged episode rows visible in one commit (insert, or replace by `episode_id`).
+
+        Within `rows` the last occurrence of an id wins.
+        """
+        self._require_writable()
+        result = WriteResult()
+        if rows.num_rows == 0:
+            result.version = self.version
+            return result
+        ids = rows.column("episode_id").to_pylist()
+        if len(set(ids)) != len(ids):
+            last = {episode_id: i for i, episode_id in enumerate(ids)}
+            rows = rows.take(sorted(last.values()))
+            ids = rows.column("episode_id").to_pylist()
+        rows = rows.cast(LAKE_EPISODES_SCHEMA)
         existing = self._dataset(EPISODES, refresh=True)
-        replaced = 0
         if existing is None:
-            ds = self._append(EPISODES, table)
+            ds = self._append(EPISODES, rows)
         else:
-            ids = list(by_id)
-            replaced = existing.count_rows(filter=_in_filter("episode_id", ids))
-            result = (existing.merge_insert("episode_id").when_matched_update_all()
-                      .when_not_matched_insert_all().execute(table))
-            del result
+            result.replaced = sum(existing.count_rows(filter=_in_filter("episode_id", ids[i:i + 1000]))
+                                  for i in range(0, len(ids), 1000))
+            existing.merge_insert("episode_id").when_matched_update_all().when_not_matched_insert_all().execute(rows)
             ds = self._dataset(EPISODES, refresh=True)
-        result = WriteResult(episodes=len(rows), steps=len(step_rows), replaced=replaced, version=ds.version,
-                             episode_ids=list(by_id))
-        total.episodes += result.episodes
-        total.steps += result.steps
-        total.replaced += result.replaced
-        total.version = result.version
-        total.episode_ids.extend(result.episode_ids)
-        if on_batch is not None:
-            on_batch(result)
+        result.episodes = rows.num_rows
+        result.steps = int(pc.sum(rows.column("n_steps")).as_py() or 0)
+        result.version = ds.version
+        result.episode_ids = ids
+        return result
 
     def delete_episodes(self, episode_ids: Iterable[str]) -> int:
         """Remove episodes from the current version (their history stays readable). Returns the count."""
@@ -374,21 +402,32 @@ class Lake:
         return extend_schema(self, LAKE_EPISODES_SCHEMA)
 
     def scan(self, *, where: str | None = None, columns: Iterable[str] | None = None,
-             labels: bool = True) -> pl.LazyFrame:
-        """A lazy Polars frame of episodes (current labels applied), filtered by the filter language."""
+             labels: bool = True, with_position: bool = False) -> pl.LazyFrame:
+        """A lazy Polars frame of episodes (current labels applied), filtered by the filter language.
+
+        Only the columns asked for and those the filter names are read. `with_position` adds the row's
+        position in the episodes table (column `_position`) for a fast `take` of a page.
+        """
         wanted = list(columns) if columns is not None else [n for n in self.schema().names]
         needed = set(wanted)
         if where and where.strip():
             needed |= fields_of(parse_filter(where))
         predicate = compile_filter(where, self.schema())
-        base_cols = [c for c in LAKE_EPISODES_SCHEMA.names if c in needed or c == "episode_id"]
+        latest = self._latest_labels() if labels else None
+        derived = bool(needed - set(LAKE_EPISODES_SCHEMA.names))
+        # episode_id is the widest column; read it only when it is wanted or needed for a join
+        keyed = latest is not None or derived or with_position
+        base_cols = [c for c in LAKE_EPISODES_SCHEMA.names if c in needed or (keyed and c == "episode_id")]
         ds = self._dataset(EPISODES)
         table = self._empty(EPISODES).select(base_cols) if ds is None else ds.to_table(columns=base_cols)
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
-        if labels:
-            frame = self._apply_labels(frame, needed)
-        if needed - set(LAKE_EPISODES_SCHEMA.names):
+        if with_position:
+            frame = frame.with_row_index(POSITION)
+            wanted = [POSITION, *wanted]
+        if latest is not None:
+            frame = self._apply_labels(frame, needed, latest)
+        if derived:
             from curate.analytics.derived import join_derived
 
             frame = join_derived(self, frame, needed)
@@ -408,21 +447,41 @@ class Lake:
 
     def count(self, where: str | None = None) -> int:
         """Number of episodes matching `where`."""
-        return self.scan(where=where, columns=["episode_id"]).select(pl.len()).collect().item()
+        return self.scan(where=where, columns=[], with_position=True).select(pl.len()).collect().item()
 
     def page(self, where: str | None = None, *, limit: int = 50, offset: int = 0,
              columns: Iterable[str] | None = None) -> tuple[int, pl.DataFrame]:
         """(total matching, one page of rows): the filter runs on the filter's columns only, then the
         page's rows are fetched by id, so a 1M-episode lake pages quickly."""
-        ids = self.scan(where=where, columns=["episode_id"]).collect()["episode_id"]
-        total = len(ids)
-        page_ids = ids.slice(offset, limit).to_list()
-        if not page_ids:
-            return total, self.episodes(where="episode_id == \"\"", columns=columns)
-        rows = self._rows_by_id(page_ids, columns)
-        order = {eid: i for i, eid in enumerate(page_ids)}
-        rows = rows.with_columns(pl.col("episode_id").replace_strict(order, return_dtype=pl.Int64).alias("_o"))
-        return total, rows.sort("_o").drop("_o")
+        positions = self.scan(where=where, columns=[], with_position=True).collect()[POSITION]
+        total = len(positions)
+        wanted = list(columns) if columns is not None else self.schema().names
+        page_positions = positions.slice(offset, limit).to_list()
+        ds = self._dataset(EPISODES)
+        if not page_positions or ds is None:
+            return total, self._empty_frame(wanted)
+        base = [c for c in LAKE_EPISODES_SCHEMA.names if c in wanted or c == "episode_id"]
+        frame = pl.from_arrow(ds.take(page_positions, columns=base))
+        assert isinstance(frame, pl.DataFrame)
+        frame = self._overlay(frame, set(wanted))
+        return total, frame.select([c for c in wanted if c in frame.columns])
+
+    def _empty_frame(self, columns: list[str]) -> pl.DataFrame:
+        schema = self.schema()
+        frame = pl.from_arrow(schema.empty_table())
+        assert isinstance(frame, pl.DataFrame)
+        return frame.select([c for c in columns if c in frame.columns])
+
+    def _overlay(self, frame: pl.DataFrame, needed: set[str]) -> pl.DataFrame:
+        """Current labels and derived columns on top of rows read from the episodes table."""
+        latest = self._latest_labels()
+        if latest is not None:
+            frame = self._apply_labels(frame, needed, latest)
+        if needed - set(LAKE_EPISODES_SCHEMA.names):
+            from curate.analytics.derived import join_derived
+
+            frame = join_derived(self, frame, needed)
+        return frame
 
     def _rows_by_id(self, ids: list[str], columns: Iterable[str] | None = None) -> pl.DataFrame:
         ds = self._dataset(EPISODES)
@@ -434,7 +493,7 @@ class Lake:
             table = ds.to_table(columns=base, filter=_in_filter("episode_id", [check_id(i) for i in ids]))
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
-        frame = self._apply_labels(frame, set(wanted))
+        frame = self._overlay(frame, set(wanted))
         return frame.select([c for c in wanted if c in frame.columns])
 
     def episode(self, episode_id: str, *, steps: bool = True, frames: str = "lazy") -> Episode:
@@ -592,8 +651,9 @@ class Lake:
         assert isinstance(frame, pl.DataFrame)
         return frame.sort(["at", "event_id"]).group_by(["episode_id", "field"], maintain_order=True).last()
 
-    def _apply_labels(self, frame: pl.DataFrame, needed: set[str]) -> pl.DataFrame:
-        latest = self._latest_labels()
+    def _apply_labels(self, frame: pl.DataFrame, needed: set[str],
+                      latest: pl.DataFrame | None = None) -> pl.DataFrame:
+        latest = self._latest_labels() if latest is None else latest
         if latest is None:
             return frame
         for fld in sorted(set(latest["field"].unique().to_list()) & needed & set(frame.columns)):
