@@ -1,0 +1,508 @@
+"""The ingest engine: sources -> connectors -> validated, quality-flagged episodes -> the lake.
+
+- Generic over every registered connector: a source's format is given or detected by `probe`; the connector lists
+  work units (shards, files) and streams episodes from each.
+- Parallel: with `workers > 1` units are converted in a process pool (spawned processes); the parent is the one
+  writer. Results travel through a bounded queue, so memory stays bounded whatever the dataset size.
+- Idempotent: an episode whose source fingerprint is already stored is skipped as unchanged; a changed one
+  replaces its row (the old row stays readable through the lake's history).
+- Resumable: steps/frames are staged first and an episode row is committed after them, one Lance commit per batch,
+  so a run killed at any point leaves only complete episodes visible; running it again adds the rest.
+- `strict="first_error"`... see `ingest` for the policies.
+
+`convert_unit` (one unit -> checked episodes) is a plain top-level function, separate from committing, so the
+same per-unit work can run elsewhere (e.g. on Ray).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from connectors import registry
+from connectors.base import BadEpisode, SourceOptions
+from curate.errors import CurateError, IngestError
+from curate.lake import Lake, vacuum
+from curate.quality import quality_flags
+from schemas import Episode
+
+BATCH_EPISODES = 64
+BATCH_BYTES = 96 * 1024 * 1024
+"""Commit a batch at this many episodes or this many bytes of frames, whichever comes first."""
+CHUNK_BYTES = 16 * 1024 * 1024
+"""A worker sends its episodes to the writer in chunks of about this size."""
+QUEUE_CHUNKS_PER_WORKER = 2
+
+EXIT_CODES = {
+    0: "every episode ingested (or skipped as unchanged)",
+    1: "the run finished but some episodes were rejected (see the report)",
+    2: "usage error: bad option, unknown format, or a source no connector recognises",
+    3: "the lake cannot be opened (not a lake, newer schema version)",
+    7: "ingest stopped: --strict hit a bad episode (nothing of the run was committed) or a source is unreadable",
+    130: "interrupted (Ctrl-C); what was committed stays, run again to resume",
+}
+
+
+class SourceNotRecognisedError(CurateError, ValueError):
+    """No registered connector's probe accepts a source, or several do and --format was not given."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """One independent piece of a source: a connector name, the source it belongs to, the unit and options."""
+
+    format: str
+    source: str
+    unit: str
+    options: SourceOptions
+
+
+@dataclass
+class DatasetCounts:
+    """Per-dataset outcome of a run."""
+
+    episodes: int = 0
+    steps: int = 0
+    unchanged: int = 0
+    replaced: int = 0
+    rejected: int = 0
+
+
+@dataclass
+class Rejection:
+    """One rejected episode: where it is and why."""
+
+    dataset: str
+    file: str
+    record: str
+    reason: str
+
+
+@dataclass
+class IngestProgress:
+    """What a progress callback receives after each unit chunk and commit."""
+
+    episodes: int
+    steps: int
+    unchanged: int
+    rejected: int
+    units_done: int
+    units_total: int
+    elapsed_s: float
+
+    @property
+    def episodes_per_s(self) -> float:
+        return self.episodes / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.steps / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+@dataclass
+class IngestReport:
+    """The outcome of `ingest`: counts per dataset, every rejected episode, warnings, and the lake version."""
+
+    lake: str
+    sources: list[str]
+    formats: dict[str, str] = field(default_factory=dict)
+    datasets: dict[str, DatasetCounts] = field(default_factory=dict)
+    rejections: list[Rejection] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    units: int = 0
+    version: int | None = None
+    committed: bool = True
+    stopped: str | None = None
+    seconds: float = 0.0
+
+    def counts(self, dataset: str) -> DatasetCounts:
+        return self.datasets.setdefault(dataset, DatasetCounts())
+
+    @property
+    def episodes(self) -> int:
+        return sum(c.episodes for c in self.datasets.values())
+
+    @property
+    def steps(self) -> int:
+        return sum(c.steps for c in self.datasets.values())
+
+    @property
+    def unchanged(self) -> int:
+        return sum(c.unchanged for c in self.datasets.values())
+
+    @property
+    def rejected(self) -> int:
+        return len(self.rejections)
+
+    @property
+    def exit_code(self) -> int:
+        if self.stopped:
+            return 7
+        return 1 if self.rejections else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lake": self.lake, "sources": self.sources, "formats": self.formats, "units": self.units,
+            "version": self.version, "committed": self.committed, "stopped": self.stopped,
+            "seconds": round(self.seconds, 3),
+            "totals": {"episodes": self.episodes, "steps": self.steps, "unchanged": self.unchanged,
+                       "rejected": self.rejected},
+            "datasets": {name: asdict(c) for name, c in sorted(self.datasets.items())},
+            "rejections": [asdict(r) for r in self.rejections],
+            "warnings": self.warnings,
+            "exit_code": self.exit_code,
+        }
+
+
+# ------------------------------------------------------------------------------------------------ planning
+def detect_format(source: str) -> str:
+    """The one connector that recognises `source`.
+
+    Raises:
+        SourceNotRecognisedError: none or several do.
+    """
+    found = registry.detect(source)
+    if not found:
+        known = ", ".join(registry.names()) or "(none installed)"
+        raise SourceNotRecognisedError(
+            f"no connector recognises {source!r}; check the path, or pass --format (known formats: {known})")
+    if len(found) > 1:
+        raise SourceNotRecognisedError(
+            f"{source!r} looks like several formats ({', '.join(found)}); pass --format to choose one")
+    return found[0]
+
+
+def plan_units(sources: Iterable[str], *, format: str = "auto", dataset: str | None = None,
+               splits: Iterable[str] = (), limit: int | None = None,
+               extra: dict[str, Any] | None = None) -> tuple[list[WorkUnit], dict[str, str]]:
+    """The work units of every source, and the format used for each source.
+
+    Raises:
+        SourceNotRecognisedError: a source's format cannot be determined.
+        registry.UnknownConnectorError: `format` names no connector.
+    """
+    units: list[WorkUnit] = []
+    formats: dict[str, str] = {}
+    for source in sources:
+        source = str(source)
+        name = detect_format(source) if format == "auto" else format
+        connector = registry.get(name)
+        options = SourceOptions(dataset=dataset, splits=tuple(splits), limit=limit, extra=dict(extra or {}))
+        formats[source] = name
+        found = connector.list_units(source, options)
+        if not found:
+            raise SourceNotRecognisedError(f"{source!r} holds no {name} data (no work units found)")
+        units.extend(WorkUnit(name, source, unit, options) for unit in found)
+    return units, formats
+
+
+# ------------------------------------------------------------------------------------------------ per-unit work
+def check_episode(episode: Episode) -> str | None:
+    """Why an episode cannot be stored, or None. (Pydantic already validated each field.)"""
+    if episode.steps and len(episode.steps) != episode.n_steps:
+        return f"n_steps is {episode.n_steps} but {len(episode.steps)} steps were produced"
+    for i, step in enumerate(episode.steps):
+        if step.index != i:
+            return f"step {i} has index {step.index}"
+    declared = {c.name for c in episode.cameras}
+    for step in episode.steps:
+        for frame in step.frames:
+            if frame.camera not in declared:
+                return f"step {step.index} has a frame of undeclared camera {frame.camera!r}"
+    return None
+
+
+def convert_unit(unit: WorkUnit) -> Iterator[Episode | BadEpisode]:
+    """Read one work unit: its episodes, checked and quality-flagged, or a `BadEpisode` per damaged record.
+
+    A plain function of its argument (no lake, no global state), so it runs in a worker process or on Ray.
+    An exception escaping the connector becomes one BadEpisode for the whole unit.
+    """
+    connector = registry.get(unit.format)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for item in connector.episodes(unit.unit, unit.options):
+                if isinstance(item, BadEpisode):
+                    yield item
+                    continue
+                problem = check_episode(item)
+                if problem is not None:
+                    yield BadEpisode(file=item.source.uri, record=item.source.key, reason=problem)
+                    continue
+                item.quality_flags = sorted(set(item.quality_flags) | set(quality_flags(item)))
+                yield item
+        for w in caught:
+            yield BadEpisode(file=unit.unit, record="warning", reason=f"warning: {w.message}")
+    except Exception as exc:  # a connector failure: the whole unit is rejected, the rest of the run goes on
+        yield BadEpisode(file=_unit_label(unit), record="*", reason=f"{type(exc).__name__}: {exc}")
+
+
+def _unit_label(unit: WorkUnit) -> str:
+    return unit.unit if len(unit.unit) < 300 else unit.unit[:300] + "..."
+
+
+def _frame_bytes(episode: Episode) -> int:
+    return sum(len(f.data or b"") for s in episode.steps for f in s.frames)
+
+
+def _worker(tasks: Any, results: Any) -> None:
+    """Process-pool worker: convert units from `tasks`, send chunks of results to the writer."""
+    while True:
+        item = tasks.get()
+        if item is None:
+            return
+        index, unit = item
+        chunk: list[Episode | BadEpisode] = []
+        size = 0
+        try:
+            for out in convert_unit(unit):
+                chunk.append(out)
+                size += _frame_bytes(out) if isinstance(out, Episode) else 0
+                if size >= CHUNK_BYTES or len(chunk) >= BATCH_EPISODES:
+                    results.put(("items", index, chunk))
+                    chunk, size = [], 0
+            results.put(("items", index, chunk))
+            results.put(("done", index, None))
+        except BaseException as exc:  # keep the writer informed whatever happens
+            results.put(("items", index, [BadEpisode(file=_unit_label(unit), record="*",
+                                                     reason=f"{type(exc).__name__}: {exc}")]))
+            results.put(("done", index, None))
+
+
+def _stream_inline(units: list[WorkUnit]) -> Iterator[tuple[str, int, list[Episode | BadEpisode] | None]]:
+    for index, unit in enumerate(units):
+        for out in convert_unit(unit):
+            yield "items", index, [out]
+        yield "done", index, None
+
+
+class _Pool:
+    """Spawned worker processes fed from a task queue; results come back through a bounded queue."""
+
+    def __init__(self, units: list[WorkUnit], workers: int) -> None:
+        ctx = mp.get_context("spawn")
+        self.tasks = ctx.Queue()
+        self.results = ctx.Queue(maxsize=max(2, workers * QUEUE_CHUNKS_PER_WORKER))
+        for item in enumerate(units):
+            self.tasks.put(item)
+        for _ in range(workers):
+            self.tasks.put(None)
+        self.procs = [ctx.Process(target=_worker, args=(self.tasks, self.results), daemon=True)
+                      for _ in range(workers)]
+        for p in self.procs:
+            p.start()
+        self.total = len(units)
+
+    def stream(self) -> Iterator[tuple[str, int, list[Episode | BadEpisode] | None]]:
+        done = 0
+        while done < self.total:
+            try:
+                kind, index, payload = self.results.get(timeout=1.0)
+            except queue.Empty:
+                if not any(p.is_alive() for p in self.procs):
+                    raise IngestError("every ingest worker exited before the work was done") from None
+                continue
+            if kind == "done":
+                done += 1
+            yield kind, index, payload
+
+    def close(self) -> None:
+        for p in self.procs:
+            if p.is_alive():
+                p.terminate()
+        for p in self.procs:
+            p.join(timeout=5)
+        self.results.cancel_join_thread()
+        self.tasks.cancel_join_thread()
+
+
+# ------------------------------------------------------------------------------------------------ the run
+class _Spool:
+    """Staged episode rows of a strict run, kept on local disk until the single final commit."""
+
+    def __init__(self) -> None:
+        fd, self.path = tempfile.mkstemp(prefix="curate-ingest-", suffix=".arrow")
+        os.close(fd)
+        self.writer: pa.ipc.RecordBatchFileWriter | None = None
+
+    def add(self, table: pa.Table) -> None:
+        if self.writer is None:
+            self.writer = pa.ipc.new_file(self.path, table.schema)
+        self.writer.write_table(table)
+
+    def table(self) -> pa.Table | None:
+        if self.writer is None:
+            return None
+        self.writer.close()
+        self.writer = None
+        return pa.ipc.open_file(pa.memory_map(self.path)).read_all()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        Path(self.path).unlink(missing_ok=True)
+
+
+def ingest(
+    sources: str | Iterable[str],
+    *,
+    lake: str | Lake,
+    format: str = "auto",
+    dataset: str | None = None,
+    splits: Iterable[str] = (),
+    workers: int = 1,
+    limit: int | None = None,
+    strict: bool = False,
+    on_error: str | None = None,
+    progress: Callable[[IngestProgress], None] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> IngestReport:
+    """Ingest sources into a lake (created if missing).
+
+    Args:
+        sources: paths or URIs (local, s3://, gs://, memory://); each is probed unless `format` is given.
+        lake: the lake URI or an open `Lake`.
+        format: a connector name, or "auto" to detect each source.
+        dataset: override the dataset name the connector would choose.
+        splits: only these splits (connectors that know splits honour it).
+        workers: processes converting units in parallel (1 = in this process).
+        limit: stop after this many source episodes (good or bad) in total.
+        strict: same as on_error="stop": the first bad episode stops the run and nothing of it is committed.
+        on_error: "skip" (report and go on, the default) or "stop".
+        progress: called with an `IngestProgress` as work advances.
+        extra: connector-specific options (`SourceOptions.extra`).
+
+    Returns:
+        The `IngestReport`; `report.exit_code` says how the CLI should exit.
+
+    Raises:
+        SourceNotRecognisedError: a source matches no connector (or several).
+        IngestError: with `strict`, the first bad episode; the report is attached as `exc.report`.
+    """
+    policy = on_error or ("stop" if strict else "skip")
+    if policy not in ("skip", "stop"):
+        raise ValueError(f"on_error must be 'skip' or 'stop', got {policy!r}")
+    started = time.perf_counter()
+    source_list = [sources] if isinstance(sources, (str, os.PathLike)) else [str(s) for s in sources]
+    source_list = [str(s) for s in source_list]
+    units, formats = plan_units(source_list, format=format, dataset=dataset, splits=splits, limit=limit, extra=extra)
+    the_lake = lake if isinstance(lake, Lake) else Lake.create(str(lake))
+    report = IngestReport(lake=the_lake.uri, sources=source_list, formats=formats, units=len(units))
+    spool = _Spool() if policy == "stop" else None
+    pending: list[Episode] = []
+    pending_bytes = 0
+    seen = 0
+    units_done = 0
+    unit_dataset: dict[int, str] = {}
+    staged_any = False
+
+    def emit() -> None:
+        if progress is not None:
+            progress(IngestProgress(report.episodes, report.steps, report.unchanged, report.rejected, units_done,
+                                    len(units), time.perf_counter() - started))
+
+    def flush() -> None:
+        nonlocal pending, pending_bytes, staged_any
+        if not pending:
+            return
+        batch = {ep.episode_id: ep for ep in pending}
+        stored = the_lake.revisions(list(batch))
+        fresh = []
+        for ep in batch.values():
+            if stored.get(ep.episode_id) == ep.source.fingerprint:
+                report.counts(ep.dataset).unchanged += 1
+            else:
+                fresh.append(ep)
+        pending, pending_bytes = [], 0
+        if not fresh:
+            return
+        rows = the_lake.stage_episodes(fresh)
+        staged_any = True
+        for ep in fresh:
+            counts = report.counts(ep.dataset)
+            counts.episodes += 1
+            counts.steps += ep.n_steps
+            if ep.episode_id in stored:
+                counts.replaced += 1
+        if spool is not None:
+            spool.add(rows)
+        else:
+            result = the_lake.commit_staged(rows)
+            report.version = result.version
+        emit()
+
+    pool = _Pool(units, workers) if workers > 1 and len(units) > 1 else None
+    stream = pool.stream() if pool is not None else _stream_inline(units)
+    try:
+        for kind, index, payload in stream:
+            if kind == "done":
+                units_done += 1
+                emit()
+                continue
+            for item in payload or []:
+                if limit is not None and seen >= limit:
+                    break
+                if isinstance(item, BadEpisode) and item.record == "warning":
+                    if item.reason not in report.warnings:
+                        report.warnings.append(item.reason)
+                    continue
+                seen += 1
+                if isinstance(item, BadEpisode):
+                    unit = units[index]
+                    name = unit_dataset.get(index) or unit.options.dataset or _source_name(unit.source)
+                    report.counts(name).rejected += 1
+                    report.rejections.append(Rejection(name, item.file, item.record, item.reason))
+                    if policy == "stop":
+                        report.stopped = f"{item.file} record {item.record}: {item.reason}"
+                        break
+                    continue
+                unit_dataset[index] = item.dataset
+                pending.append(item)
+                pending_bytes += _frame_bytes(item)
+                if len(pending) >= BATCH_EPISODES or pending_bytes >= BATCH_BYTES:
+                    flush()
+            if report.stopped or (limit is not None and seen >= limit):
+                break
+        if not report.stopped:
+            flush()
+            if spool is not None:
+                rows = spool.table()
+                if rows is not None:
+                    report.version = the_lake.commit_staged(rows).version
+    finally:
+        if pool is not None:
+            pool.close()
+        if spool is not None:
+            spool.close()
+    if report.stopped:
+        report.committed = False
+        if staged_any:
+            vacuum(the_lake)
+        report.version = the_lake.refresh().version
+        report.seconds = time.perf_counter() - started
+        error = IngestError(f"--strict: stopped at the first bad episode ({report.stopped}); "
+                            "nothing of this run was committed")
+        error.report = report  # type: ignore[attr-defined]
+        raise error
+    if report.version is None:
+        report.version = the_lake.refresh().version
+    report.seconds = time.perf_counter() - started
+    emit()
+    return report
+
+
+def _source_name(source: str) -> str:
+    return source.rstrip("/").split("/")[-1] or source

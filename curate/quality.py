@@ -1,0 +1,123 @@
+"""Cheap quality flags computed at ingest from an Episode, the same for every connector.
+
+Each flag is a short string stored in `Episode.quality_flags`; camera-specific flags name the camera
+(`black_camera:image_3`). They are cheap on purpose: at most `SAMPLE_FRAMES` frames per camera are decoded,
+and only at reduced size.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+
+from schemas import Episode
+
+EMPTY_INSTRUCTION = "empty_instruction"
+PLACEHOLDER_INSTRUCTION = "placeholder_instruction"
+NO_IS_LAST = "no_is_last"
+BLACK_CAMERA = "black_camera"
+ZERO_FIRST_ACTION = "zero_first_action"
+IDLE_ACTIONS = "idle_actions"
+NONFINITE_VALUES = "nonfinite_values"
+FRAME_COUNT_MISMATCH = "frame_count_mismatch"
+UNDECODABLE_FRAME = "undecodable_frame"
+LANGUAGE_ONLY = "language_only"
+
+FLAG_DESCRIPTIONS = {
+    EMPTY_INSTRUCTION: "no instruction text",
+    PLACEHOLDER_INSTRUCTION: "the instruction is a placeholder (e.g. 'n/a', 'todo', 'task')",
+    NO_IS_LAST: "no step has is_last set: the episode may be truncated",
+    BLACK_CAMERA: "every sampled frame of this camera is black (a placeholder camera)",
+    ZERO_FIRST_ACTION: "the first action is all zeros",
+    IDLE_ACTIONS: "a run of identical actions of at least IDLE_RUN steps (idle robot)",
+    NONFINITE_VALUES: "NaN or infinite values in actions, states or rewards",
+    FRAME_COUNT_MISMATCH: "a camera has a different number of frames than the episode has steps",
+    UNDECODABLE_FRAME: "a sampled frame of this camera could not be decoded",
+    LANGUAGE_ONLY: "the episode has language but no steps (e.g. an ALFRED test-split trial)",
+}
+PLACEHOLDERS = frozenset({"", "n/a", "na", "none", "null", "nil", "todo", "tbd", "task", "placeholder", "instruction",
+                          "default", "unknown", "do something", "-", "?", "...", "test"})
+IDLE_RUN = 20
+"""A run of this many identical consecutive actions counts as idle."""
+SAMPLE_FRAMES = 3
+BLACK_LEVEL = 10
+"""A frame whose brightest (downsampled) pixel is at most this is black (JPEG noise stays below it)."""
+
+
+def _longest_constant_run(actions: np.ndarray) -> int:
+    if len(actions) < 2:
+        return len(actions)
+    same = np.all(np.isclose(actions[1:], actions[:-1], rtol=0, atol=1e-7), axis=1)
+    best = run = 1
+    for s in same:
+        run = run + 1 if s else 1
+        best = max(best, run)
+    return best
+
+
+def _max_level(data: bytes) -> int | None:
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format == "JPEG":
+                img.draft("L", (max(1, img.width // 8), max(1, img.height // 8)))
+            arr = np.asarray(img)
+    except Exception:  # any undecodable image is reported as a flag, not an error
+        return None
+    if arr.dtype != np.uint8:
+        arr = (arr.astype(np.float64) / max(1.0, float(np.iinfo(arr.dtype).max if arr.dtype.kind in "ui" else 1))
+               * 255)
+    return int(arr.max()) if arr.size else 0
+
+
+def quality_flags(episode: Episode) -> list[str]:
+    """The quality flags of an episode (sorted, without duplicates)."""
+    flags: set[str] = set()
+    text = (episode.instruction or "").strip()
+    if not text:
+        flags.add(EMPTY_INSTRUCTION)
+    elif text.lower().strip(".!") in PLACEHOLDERS:
+        flags.add(PLACEHOLDER_INSTRUCTION)
+    steps = episode.steps
+    if episode.n_steps == 0 and not steps:
+        flags.add(LANGUAGE_ONLY)
+        return sorted(flags)
+    if steps and not any(s.is_last for s in steps):
+        flags.add(NO_IS_LAST)
+    widths = {len(s.action) for s in steps}
+    if steps and len(widths) == 1 and widths != {0}:
+        actions = np.array([s.action for s in steps], dtype=np.float64)
+        finite = np.isfinite(actions)
+        if not finite.all():
+            flags.add(NONFINITE_VALUES)
+        if finite[0].all() and not np.any(actions[0]):
+            flags.add(ZERO_FIRST_ACTION)
+        if _longest_constant_run(actions) >= IDLE_RUN:
+            flags.add(IDLE_ACTIONS)
+    for step in steps:
+        if (step.state is not None and not all(map(math.isfinite, step.state))) or (
+                step.reward is not None and not math.isfinite(step.reward)) or not all(map(math.isfinite, step.action)):
+            flags.add(NONFINITE_VALUES)
+            break
+    declared = [c.name for c in episode.cameras if not c.missing]
+    by_camera: dict[str, list[bytes]] = {}
+    counts: dict[str, int] = {}
+    for step in steps:
+        for frame in step.frames:
+            counts[frame.camera] = counts.get(frame.camera, 0) + 1
+            if frame.data is not None:
+                by_camera.setdefault(frame.camera, []).append(frame.data)
+    for name in declared:
+        if steps and counts.get(name, 0) != len(steps):
+            flags.add(FRAME_COUNT_MISMATCH)
+    for name, frames in by_camera.items():
+        picks = sorted({0, len(frames) // 2, len(frames) - 1})[:SAMPLE_FRAMES]
+        levels = [_max_level(frames[i]) for i in picks]
+        if any(level is None for level in levels):
+            flags.add(f"{UNDECODABLE_FRAME}:{name}")
+        elif all(level is not None and level <= BLACK_LEVEL for level in levels):
+            flags.add(f"{BLACK_CAMERA}:{name}")
+    return sorted(flags)
