@@ -149,7 +149,7 @@ def test_unsupported_codebase_version_names_the_conversion(tmp_path: Path) -> No
     info = json.loads((root / "meta" / "info.json").read_text())
     info["codebase_version"] = "v1.6"
     (root / "meta" / "info.json").write_text(json.dumps(info))
-    with pytest.raises(LeRobotFormatError, match="v1.6.*convert"):
+    with pytest.raises(LeRobotFormatError, match=r"v1\.6.*convert"):
         load_meta(str(root))
 
 
