@@ -1,0 +1,1 @@
+"""The Streamlit UI (`curate ui`): pages over curate's public API only."""
