@@ -8,7 +8,8 @@
   replaces its row (the old row stays readable through the lake's history).
 - Resumable: steps/frames are staged first and an episode row is committed after them, one Lance commit per batch,
   so a run killed at any point leaves only complete episodes visible; running it again adds the rest.
-- `strict="first_error"`... see `ingest` for the policies.
+- Error policy: by default a bad episode is reported and skipped; `strict=True` stops at the first one and
+  commits nothing of the run (every batch is staged and the episode rows are committed once, at the end).
 
 `convert_unit` (one unit -> checked episodes) is a plain top-level function, separate from committing, so the
 same per-unit work can run elsewhere (e.g. on Ray).
@@ -369,6 +370,7 @@ def ingest(
     on_error: str | None = None,
     progress: Callable[[IngestProgress], None] | None = None,
     extra: dict[str, Any] | None = None,
+    batch_episodes: int = BATCH_EPISODES,
 ) -> IngestReport:
     """Ingest sources into a lake (created if missing).
 
@@ -384,6 +386,7 @@ def ingest(
         on_error: "skip" (report and go on, the default) or "stop".
         progress: called with an `IngestProgress` as work advances.
         extra: connector-specific options (`SourceOptions.extra`).
+        batch_episodes: episodes per commit (smaller: finer-grained resume, more lake versions).
 
     Returns:
         The `IngestReport`; `report.exit_code` says how the CLI should exit.
@@ -472,7 +475,7 @@ def ingest(
                 unit_dataset[index] = item.dataset
                 pending.append(item)
                 pending_bytes += _frame_bytes(item)
-                if len(pending) >= BATCH_EPISODES or pending_bytes >= BATCH_BYTES:
+                if len(pending) >= batch_episodes or pending_bytes >= BATCH_BYTES:
                     flush()
             if report.stopped or (limit is not None and seen >= limit):
                 break

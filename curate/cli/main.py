@@ -30,6 +30,7 @@ app = typer.Typer(
 COMMAND_MODULES: tuple[str, ...] = (
     # one module per line; importing it adds its commands to `app`
     "curate.cli.demo_cmd",
+    "curate.cli.ingest_cmd",
     "curate.cli.lake_cmds",
     "curate.cli.ui_cmd",
 )
