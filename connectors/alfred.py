@@ -204,12 +204,15 @@ class ALFREDConnector(Connector):
     def probe(self, uri: str) -> bool:
         try:
             hits = find_trials(uri, first_only=True)
-            if not hits:
-                return False
-            fs, path = _fs(hits[0])
-            with fs.open(path, "rb") as fh:
-                head = fh.read(65536)
-            return b"turk_annotations" in head or b"task_id" in head
+            if any(hit.rsplit("/", 2)[-2].startswith("trial_T") for hit in hits):
+                return True  # ALFRED's layout, even when a traj_data.json is damaged
+            for hit in hits[:5]:
+                fs, path = _fs(hit)
+                with fs.open(path, "rb") as fh:
+                    head = fh.read(65536)
+                if b"turk_annotations" in head:
+                    return True
+            return False
         except Exception:  # probe never raises on foreign input
             return False
 
