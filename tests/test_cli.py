@@ -133,3 +133,13 @@ def test_demo_then_stats_shows_the_demo_episodes_through_the_real_entry_point(tm
     assert data["episodes"] == report["episodes"] >= 24
     assert "deploy_kitchen" in data["datasets"]
     assert sum(data["datasets"].values()) == data["episodes"]
+
+
+def test_connectors_lists_every_registered_format(capsys, monkeypatch):
+    from connectors import registry
+
+    code, out, _ = cli(capsys, monkeypatch, "connectors", "--json")
+    assert code == 0
+    listed = json.loads(out)["connectors"]
+    assert [c["format"] for c in listed] == registry.names()
+    assert all(c["description"] for c in listed)

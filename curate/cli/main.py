@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "curate.cli.demo_cmd",
     "curate.cli.ingest_cmd",
     "curate.cli.lake_cmds",
+    "curate.cli.connectors_cmd",
     "curate.cli.ui_cmd",
 )
 for _module in COMMAND_MODULES:
