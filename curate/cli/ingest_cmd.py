@@ -42,6 +42,20 @@ def _print_report(report: IngestReport) -> None:
                   f"{report.unchanged} unchanged, {report.rejected} rejected")
 
 
+def _options(pairs: list[str]) -> dict[str, object]:
+    """`KEY=VALUE` connector options; a VALUE that parses as JSON is used as such, else as a string."""
+    extra: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--option expects KEY=VALUE, got {pair!r}")
+        try:
+            extra[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            extra[key.strip()] = value
+    return extra
+
+
 @app.command(epilog=f"Exit codes:\n\n{_EXIT_HELP}")
 def ingest_cmd(
     sources: Annotated[list[str], typer.Argument(help="Source paths or URIs (local, s3://, gs://).",
@@ -58,6 +72,9 @@ def ingest_cmd(
     report_file: Annotated[Path | None, typer.Option("--report", help="Write the report as JSON to this file.",
                                                      show_default=False)] = None,
     json_out: JsonOption = False,
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", "-o", help="Connector option KEY=VALUE (repeatable; VALUE parsed as JSON when it is JSON), "
+                               "e.g. -o mapping=robot.yaml for ROS 2 bags.", show_default=False)] = None,
 ) -> None:
     """Ingest SOURCE... into the lake: idempotent (unchanged episodes are skipped, changed ones replaced),
     parallel across shards/files, resumable after a crash. Bad episodes are reported and skipped (--strict:
@@ -76,7 +93,7 @@ def ingest_cmd(
 
         try:
             report = ingest(sources, lake=uri, format=format, dataset=dataset, splits=split or (), workers=workers,
-                            limit=limit, strict=strict, progress=progress)
+                            limit=limit, strict=strict, progress=progress, extra=_options(option or []))
         except IngestError as exc:
             failed: IngestReport | None = getattr(exc, "report", None)
             if failed is not None and report_file is not None:
