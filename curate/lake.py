@@ -659,7 +659,7 @@ class Lake:
         for fld in sorted(set(latest["field"].unique().to_list()) & needed & set(frame.columns)):
             updates = latest.filter(pl.col("field") == fld).select("episode_id", "value")
             dtype = frame.schema[fld]
-            decoded = [json.loads(v) for v in updates["value"].to_list()]
+            decoded = [None if v is None else json.loads(v) for v in updates["value"].to_list()]
             new = pl.DataFrame({"episode_id": updates["episode_id"], "_new": pl.Series(decoded, dtype=dtype),
                                 "_set": [True] * updates.height})
             frame = (frame.join(new, on="episode_id", how="left")
