@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import typing
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -318,21 +319,23 @@ class Lake:
         by_id = {ep.episode_id: ep for ep in episodes}
         rows, step_rows, frame_rows = [], [], []
         no_frames = frozenset({"frames"})
+        step_cols = _Columns(Step, STEPS_SCHEMA, exclude=no_frames)
+        frame_cols = _Columns(Frame, FRAMES_SCHEMA)
         for ep in by_id.values():
             check_id(ep.episode_id)
             revision = f"{ep.revision[:16]}-{uuid.uuid4().hex[:12]}"
             row = model_to_row(ep, exclude=EPISODE_ROW_EXCLUDE)
             row["revision"] = revision
             rows.append(row)
-            key = {"episode_id": ep.episode_id, "revision": revision}
             for step in ep.steps:
-                step_rows.append({**key, **model_to_row(step, exclude=no_frames)})
+                step_cols.add(step, episode_id=ep.episode_id, revision=revision)
                 for frame in step.frames:
-                    frame_rows.append({**key, "index": step.index, **model_to_row(frame)})
-        if step_rows:
-            self._append(STEPS, pa.Table.from_pylist(step_rows, schema=STEPS_SCHEMA))
-        if frame_rows:
-            self._append(FRAMES, pa.Table.from_pylist(frame_rows, schema=FRAMES_SCHEMA))
+                    frame_cols.add(frame, episode_id=ep.episode_id, revision=revision, index=step.index)
+        del step_rows, frame_rows
+        if step_cols.rows:
+            self._append(STEPS, step_cols.table())
+        if frame_cols.rows:
+            self._append(FRAMES, frame_cols.table())
         return pa.Table.from_pylist(rows, schema=LAKE_EPISODES_SCHEMA)
 
     def commit_staged(self, rows: pa.Table) -> WriteResult:
@@ -733,6 +736,50 @@ class Lake:
             ds = self._dataset(name, refresh=True)
             ds.create_scalar_index("episode_id", index_type="BTREE", replace=True)
             self._dataset(name, refresh=True)
+
+
+class _Columns:
+    """Rows of one model built column by column: the same table as `model_to_row` + `from_pylist`, without
+    per-row reflection (steps and frames are the bulk of every write)."""
+
+    def __init__(self, model: type[Any], schema: pa.Schema, *, exclude: frozenset[str] = frozenset()) -> None:
+        self.schema = schema
+        self.fields = [n for n in model.model_fields if n not in exclude]
+        self.convert = {n: _column_converter(model, n) for n in self.fields}
+        self.columns: dict[str, list[Any]] = {n: [] for n in schema.names}
+        self.rows = 0
+
+    def add(self, obj: Any, **key: Any) -> None:
+        for name, value in key.items():
+            self.columns[name].append(value)
+        for name in self.fields:
+            value = getattr(obj, name)
+            convert = self.convert[name]
+            self.columns[name].append(value if convert is None or value is None else convert(value))
+        self.rows += 1
+
+    def table(self) -> pa.Table:
+        return pa.Table.from_pydict(self.columns, schema=self.schema)
+
+
+def _column_converter(model: type[Any], name: str) -> Callable[[Any], Any] | None:
+    """None when a field's values go into Arrow as they are; else the `model_to_row` conversion of that field."""
+    from functools import partial
+    from typing import get_args, get_origin
+
+    from schemas.arrow import _field_annotation, _is_json, _to_row_value, _unwrap_optional
+
+    annotation = _field_annotation(model, name)
+    inner, _ = _unwrap_optional(annotation)
+    if _is_json(inner):
+        return partial(_to_row_value, annotation)
+    base = get_args(inner)[0] if get_origin(inner) is typing.Annotated else inner
+    if get_origin(base) in (list, tuple):
+        item = get_args(base)[0] if get_args(base) else Any
+        simple = item in (int, float, str, bool, bytes)
+    else:
+        simple = base in (int, float, str, bool, bytes) or get_origin(base) is typing.Literal
+    return None if simple else partial(_to_row_value, annotation)
 
 
 def _in_filter(column: str, values: list[str]) -> str:
