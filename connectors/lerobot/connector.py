@@ -95,8 +95,14 @@ class LeRobotConnector(Connector):
         return looks_like_dataset(uri.split(UNIT_SEP)[0])
 
     def list_units(self, uri: str, options: SourceOptions) -> list[str]:
-        """One unit per data parquet file that exists (v2.x: one per episode; v3.0: many episodes per file)."""
-        meta = load_meta(uri)
+        """One unit per data parquet file that exists (v2.x: one per episode; v3.0: many episodes per file).
+
+        A dataset whose meta/ cannot be read is one unit, which reports why as a `BadEpisode`.
+        """
+        try:
+            meta = load_meta(uri)
+        except LeRobotFormatError:
+            return [uri]
         fs, _ = fsspec.core.url_to_fs(meta.root)
         units = [f"{uri}{UNIT_SEP}{rel}" for rel in meta.data_files() if fs.exists(meta.path(rel))]
         if _policy(options, "missing_data", MISSING_DATA_POLICIES) == "report":
@@ -105,7 +111,11 @@ class LeRobotConnector(Connector):
 
     def episodes(self, unit: str, options: SourceOptions) -> Iterator[Episode | BadEpisode]:
         root, _, relative = unit.partition(UNIT_SEP)
-        meta = load_meta(root)
+        try:
+            meta = load_meta(root)
+        except LeRobotFormatError as exc:
+            yield BadEpisode(file=root, record="*", reason=str(exc))
+            return
         files = [relative] if relative else meta.data_files()
         emitted = 0
         video_status: dict[str, str | None] = {}

@@ -169,11 +169,20 @@ class RosbagConnector(Connector):
         return bool(find_bags(uri.split("::")[0])) if not Path(uri).is_file() else is_bag(Path(uri))
 
     def list_units(self, uri: str, options: SourceOptions) -> list[str]:
-        """One unit per bag; a bad mapping is reported here, before any work starts."""
-        resolve_mapping(options.extra.get("mapping"))
+        """One unit per bag. With a mapping that does not validate, the source is one unit that reports why
+        (one rejection, no bag is read)."""
+        try:
+            resolve_mapping(options.extra.get("mapping"))
+        except MappingError:
+            return [uri]
         return [str(p) for p in find_bags(uri)]
 
     def episodes(self, unit: str, options: SourceOptions) -> Iterator[Episode | BadEpisode]:
+        try:
+            resolve_mapping(options.extra.get("mapping"))
+        except MappingError as exc:
+            yield BadEpisode(file=str(options.extra.get("mapping")), record="*", reason=str(exc))
+            return
         bags = [Path(unit)] if is_bag(Path(unit)) else find_bags(unit)
         emitted = 0
         for bag in bags:

@@ -187,3 +187,14 @@ def test_real_robosuite_directory_ingests_both_files(tmp_path: Path) -> None:
     report = ingest([str(root)], lake=str(tmp_path / "lake"))
     assert report.formats == {str(root): "robomimic"}
     assert report.episodes == 3 and report.steps == 412 + 1058 + 837 and report.rejected == 0
+
+
+def test_cli_ingest_of_aloha_and_robomimic_files(tmp_path: Path) -> None:
+    from curate.lake import Lake
+    from tests.helpers import run_cli
+
+    lake = str(tmp_path / "lake")
+    result = run_cli("ingest", str(aloha(tmp_path, episodes=2)), str(robomimic_file(tmp_path / "rm.hdf5")),
+                     "--lake", lake)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert Lake(lake).count() == 2 + 3

@@ -141,7 +141,11 @@ def test_info_json_without_features_is_rejected_with_a_clear_reason(tmp_path: Pa
     del info["features"]
     (root / "meta" / "info.json").write_text(json.dumps(info))
     with pytest.raises(LeRobotFormatError, match="declares no `features`"):
-        read_all("lerobot", str(root))
+        load_meta(str(root))
+    good, bad = read_all("lerobot", str(root))
+    assert good == [] and len(bad) == 1 and "declares no `features`" in bad[0].reason
+    report = ingest([str(root)], lake=str(tmp_path / "lake"), format="lerobot")
+    assert report.rejected == 1 and "info.json declares no `features`" in report.rejections[0].reason
 
 
 def test_unsupported_codebase_version_names_the_conversion(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -165,8 +166,12 @@ def test_mapping_yaml_file_is_loaded_and_a_bad_one_fails_before_any_work(tmp_pat
     bad_file.write_text("rate_hz: fast\n")
     from connectors import registry
 
-    with pytest.raises(MappingError, match=r"bad\.yaml.*rate_hz"):
-        registry.get("rosbag").list_units(str(tmp_path), SourceOptions(extra={"mapping": str(bad_file)}))
+    bags = rosbags(tmp_path, episodes=2)
+    options = SourceOptions(extra={"mapping": str(bad_file)})
+    units = registry.get("rosbag").list_units(str(bags), options)
+    assert units == [str(bags)]  # one unit that reports the mapping, no bag is read
+    bad = list(registry.get("rosbag").episodes(units[0], options))
+    assert len(bad) == 1 and re.search(r"bad\.yaml is invalid: rate_hz", bad[0].reason)
     (tmp_path / "broken.yaml").write_text("action: [\n")
     with pytest.raises(MappingError, match="not valid YAML"):
         load_mapping(tmp_path / "broken.yaml")
@@ -229,3 +234,21 @@ def test_real_cdr_test_bag_decodes_custom_types_from_the_bag() -> None:
     assert bad == [] and good[0].action_space.dim == 3
     assert good[0].n_steps == 3 and all(len(s.action) == 3 for s in good[0].steps)
     assert good[0].metadata["rosbag"]["topics"]["/array_topic"] == {"type": "test_msgs/msg/Arrays", "count": 4}
+
+
+def test_cli_ingest_of_bags_with_a_mapping_file(tmp_path: Path) -> None:
+    from tests.helpers import run_cli
+
+    bag = multirate_bag(tmp_path / "bags" / "run1")
+    mapping = tmp_path / "robot.yaml"
+    mapping.write_text(yaml.safe_dump(MULTIRATE_MAPPING))
+    lake = str(tmp_path / "lake")
+    result = run_cli("ingest", str(bag.parent), "--lake", lake, "-o", f"mapping={mapping}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    from curate.lake import Lake
+
+    assert Lake(lake).count() == 1
+    mapping.write_text("rate_hz: fast\n")
+    result = run_cli("ingest", str(bag.parent), "--lake", lake, "-o", f"mapping={mapping}")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1 and "rate_hz" in output and "Traceback" not in output
