@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from curate.errors import ConfigError
+from curate.errors import ConfigError, CurateError
 from curate.lake import Lake
 from schemas.mixture import GroupShare, Manifest, ManifestEpisode, MixtureSpec
 
@@ -313,7 +313,7 @@ def apply_gates(frame: pl.DataFrame, spec: MixtureSpec) -> tuple[pl.DataFrame, d
         frame = frame.drop("_fp")
     elif spec.dedup == "near":
         if "dup_group" not in frame.columns:
-            raise MixtureError("dedup 'near' needs near-duplicate groups: run `curate audit` (duplicates) first")
+            raise MixtureError("dedup 'near' needs near-duplicate groups: run `curate embed` and `curate audit` first")
         frame = frame.sort("episode_id")
         grp = frame["dup_group"]
         keep = grp.is_null() | grp.is_first_distinct()
@@ -418,38 +418,37 @@ def _needed_columns(spec: MixtureSpec, lake: Lake) -> list[str]:
 
 
 def _cluster_frame(lake: Lake, ids: list[str], column: str) -> pl.DataFrame | None:
-    """Cluster assignments from the lake (a `cluster` column) or curate.analytics; None if there are none."""
-    if column in lake.schema().names:
-        return None  # scanned with the episodes
+    """Cluster assignments computed by `curate.analytics.clusters` when the lake has no stored `cluster`
+    column; None when the analytics part is absent."""
+    if column != CLUSTER_COLUMN:
+        return None
     try:
         from curate import analytics
     except ImportError:
         return None
-    for name in ("cluster_assignments", "clusters"):
-        fn = getattr(analytics, name, None)
-        if callable(fn):
-            try:
-                out = fn(lake)
-            except Exception as exc:
-                raise MixtureError(f"could not read clusters ({exc}); run `curate embed` then `curate audit`") from exc
-            if isinstance(out, pl.DataFrame) and {"episode_id", column} <= set(out.columns):
-                return out.select("episode_id", pl.col(column).cast(pl.String)).filter(pl.col("episode_id").is_in(ids))
-    return None
+    fn = getattr(analytics, "clusters", None)
+    if not callable(fn):
+        return None
+    try:
+        out = fn(lake)
+    except CurateError as exc:
+        raise MixtureError(f"the mixture groups by semantic cluster but the lake has none: {exc}; then run "
+                           "`curate audit` (which stores clusters)") from None
+    return out.select("episode_id", pl.col(column).cast(pl.String)).filter(pl.col("episode_id").is_in(ids))
 
 
 def _near_duplicate_groups(lake: Lake) -> pl.DataFrame:
+    """episode_id -> dup_group (the group's representative) from the near-duplicate audit."""
     try:
-        from curate import analytics
+        from curate.analytics import near_duplicates
     except ImportError:
-        analytics = None  # type: ignore[assignment]
-    fn = getattr(analytics, "duplicate_groups", None) if analytics is not None else None
-    if not callable(fn):
-        raise MixtureError("dedup 'near' needs the near-duplicate audit (curate.analytics.duplicate_groups); "
-                           "run `curate embed` and `curate audit` first, or use `dedup: source`")
-    out = fn(lake)
-    if not isinstance(out, pl.DataFrame) or not {"episode_id", "dup_group"} <= set(out.columns):
-        raise MixtureError("curate.analytics.duplicate_groups did not return episode_id/dup_group")
-    return out.select("episode_id", "dup_group")
+        raise MixtureError("dedup 'near' needs the near-duplicate audit (curate.analytics); use `dedup: source`") \
+            from None
+    try:
+        table, _ = near_duplicates(lake)
+    except CurateError as exc:
+        raise MixtureError(f"dedup 'near' needs image embeddings: {exc}") from None
+    return table.select("episode_id", pl.col("representative").alias("dup_group"))
 
 
 def select(spec: MixtureSpec, lake: Lake) -> tuple[pl.DataFrame, pl.DataFrame | None, dict[str, int]]:

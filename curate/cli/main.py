@@ -34,6 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "curate.cli.lake_cmds",
     "curate.cli.connectors_cmd",
     "curate.cli.ui_cmd",
+    "curate.cli.mix_cmds",
 )
 for _module in COMMAND_MODULES:
     importlib.import_module(_module)
