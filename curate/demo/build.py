@@ -1,11 +1,20 @@
-"""Turn the demo world into a lake: `build_demo(lake_uri, episodes=N, seed=S)`."""
+"""Turn the demo world into a lake: `build_demo(lake_uri, episodes=N, seed=S)`.
+
+By default the demo takes the product's own path: it writes each demo dataset in a real source format
+(RLDS, LeRobot v3.0 with H.264 video, ALOHA HDF5, a rosbag2 MCAP bag per deployment episode, and a few
+ALFRED trials) into `<lake>-sources/`, then ingests them with the ingest engine like any user's data.
+`via="schema"` skips the files and writes the episodes straight through the schema (faster; it keeps the
+world's ground truth in `metadata["demo_truth"]`, which tests of analytics use).
+"""
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
 
 from curate.demo.world import IMAGE_SIZE, WRIST_SIZE, DemoEpisode, build_world
 from curate.lake import Lake
@@ -24,6 +33,10 @@ from schemas import (
 
 DEFAULT_EPISODES = 400
 DEFAULT_SEED = 7
+ALFRED_TRIALS = 8
+
+Via = Literal["formats", "schema"]
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -33,7 +46,28 @@ class DemoReport:
     steps: int
     datasets: dict[str, int]
     seconds: float
+    via: str = "formats"
+    sources: dict[str, str] = field(default_factory=dict)
     stages: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    """One demo dataset: which format it is written in and which connector reads it back."""
+
+    dataset: str
+    format: str
+    path: str
+
+
+SOURCE_FORMATS: dict[str, str] = {
+    "tabletop_franka": "rlds",
+    "tabletop_widowx": "rlds",
+    "tabletop_so101": "lerobot",
+    "tabletop_aloha": "aloha",
+    "deploy_kitchen": "rosbag",
+}
+"""Which real format each demo dataset is written in (the ALFRED trials come from their own generator)."""
 
 
 def to_episode(demo: DemoEpisode, *, source_format: str = "demo", uri: str = "demo://world") -> Episode:
@@ -74,16 +108,102 @@ def to_episode(demo: DemoEpisode, *, source_format: str = "demo", uri: str = "de
     )
 
 
-def build_demo(lake_uri: str, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT_SEED,
-               progress: Callable[[str, int, int], None] | None = None) -> DemoReport:
-    """Generate the demo world and write it into the lake at `lake_uri` (created if needed).
+def default_sources_dir(lake_uri: str) -> Path:
+    """Where the demo writes its source files: beside the lake, `<lake>-sources/`."""
+    return Path(f"{lake_uri.rstrip('/')}-sources")
+
+
+def write_sources(world: list[DemoEpisode], root: Path, *, seed: int = DEFAULT_SEED,
+                  progress: Progress | None = None) -> list[SourcePlan]:
+    """Write every demo dataset in its real format under `root` (replacing what was there)."""
+    from curate.demo import write_alfred, write_hdf5, write_lerobot, write_rlds, write_rosbag
+
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    by_dataset: dict[str, list[DemoEpisode]] = {}
+    for demo in world:
+        by_dataset.setdefault(demo.dataset, []).append(demo)
+    plans: list[SourcePlan] = []
+    total = len(by_dataset) + 1
+    for done, (dataset, demos) in enumerate(sorted(by_dataset.items()), start=1):
+        fmt = SOURCE_FORMATS[dataset]
+        if fmt == "rlds":
+            path = write_rlds.write(demos, root / "rlds") / dataset / write_rlds.VERSION
+        elif fmt == "lerobot":
+            path = write_lerobot.write(demos, root / "lerobot" / dataset, version="v3.0", visual="video")
+        elif fmt == "aloha":
+            path = write_hdf5.write(demos, root / "aloha" / dataset)
+        else:
+            path = write_rosbag.write(demos, root / "rosbag" / dataset)
+        plans.append(SourcePlan(dataset=dataset, format=fmt, path=str(path)))
+        if progress is not None:
+            progress("write sources", done, total)
+    alfred = write_alfred.write(root / "alfred", trials=ALFRED_TRIALS, seed=seed)
+    plans.append(SourcePlan(dataset="alfred_demo", format="alfred", path=str(alfred)))
+    if progress is not None:
+        progress("write sources", total, total)
+    return plans
+
+
+def _ingest_sources(lake: Lake, plans: list[SourcePlan], progress: Progress | None) -> dict[str, Any]:
+    from curate.ingest import ingest
+
+    reports: dict[str, Any] = {}
+    for i, plan in enumerate(plans):
+        report = ingest([plan.path], lake=lake, format=plan.format, dataset=plan.dataset)
+        if report.rejected:
+            from curate.errors import IngestError
+
+            raise IngestError(f"the demo's own {plan.format} source {plan.path} had {report.rejected} rejected "
+                              f"episodes: {report.to_dict().get('rejections', [])[:3]}")
+        reports[plan.dataset] = {"format": plan.format, "episodes": report.episodes, "steps": report.steps}
+        if progress is not None:
+            progress("ingest", i + 1, len(plans))
+    return reports
+
+
+def build_demo(lake_uri: str, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT_SEED, via: Via = "formats",
+               sources_dir: str | Path | None = None, progress: Progress | None = None) -> DemoReport:
+    """Generate the demo world and build the lake at `lake_uri` from it (created if needed).
 
     Deterministic: the same `episodes` and `seed` give the same episode ids and content, so running it
-    twice replaces the same episodes rather than adding copies.
+    twice changes nothing the second time (the ingest skips unchanged episodes).
+
+    Args:
+        via: "formats" writes real source files and ingests them (the product path); "schema" writes the
+            episodes directly (keeps ground truth in metadata).
+        sources_dir: where "formats" writes the source files (default `<lake>-sources/`).
+        progress: called as `progress(stage, done, total)`.
     """
     started = time.perf_counter()
     world = build_world(episodes, seed=seed)
     lake = Lake.create(lake_uri)
+    stages: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    if via == "formats":
+        if "://" in lake_uri and not lake_uri.startswith("file://"):
+            raise ValueError("the demo writes its source files next to the lake: give a local --lake, "
+                             "or pass sources_dir")
+        t0 = time.perf_counter()
+        plans = write_sources(world, Path(sources_dir) if sources_dir else default_sources_dir(lake_uri),
+                              seed=seed, progress=progress)
+        stages["write_sources_s"] = round(time.perf_counter() - t0, 2)
+        t0 = time.perf_counter()
+        stages["ingest"] = _ingest_sources(lake, plans, progress)
+        stages["ingest_s"] = round(time.perf_counter() - t0, 2)
+        sources = {p.dataset: p.path for p in plans}
+    elif via == "schema":
+        _write_through_schema(lake, world, progress)
+    else:
+        raise ValueError(f"via must be 'formats' or 'schema', got {via!r}")
+    lake.refresh().optimize()
+    stats = lake.refresh().stats()
+    return DemoReport(lake=lake.uri, episodes=stats["episodes"], steps=stats["steps"], datasets=stats["datasets"],
+                      seconds=round(time.perf_counter() - started, 2), via=via, sources=sources, stages=stages)
+
+
+def _write_through_schema(lake: Lake, world: list[DemoEpisode], progress: Progress | None) -> None:
     done = 0
 
     def stream() -> Iterator[Episode]:
@@ -96,10 +216,8 @@ def build_demo(lake_uri: str, *, episodes: int = DEFAULT_EPISODES, seed: int = D
         if progress is not None:
             progress("write", done, len(world))
 
-    result = lake.write_episodes(stream(), batch_size=64, on_batch=on_batch)
-    lake.optimize()
-    datasets: dict[str, int] = {}
-    for demo in world:
-        datasets[demo.dataset] = datasets.get(demo.dataset, 0) + 1
-    return DemoReport(lake=lake.uri, episodes=result.episodes, steps=result.steps, datasets=datasets,
-                      seconds=round(time.perf_counter() - started, 2))
+    lake.write_episodes(stream(), batch_size=64, on_batch=on_batch)
+
+
+def report_dict(report: DemoReport) -> dict[str, Any]:
+    return asdict(report)
