@@ -16,7 +16,7 @@ if str(_ROOT) not in sys.path:  # `streamlit run app/main.py` puts app/ on the p
 
 from app import state  # noqa: E402
 
-PAGES = Path(__file__).resolve().parent / "pages"
+PAGES = Path(__file__).resolve().parent / "views"  # not "pages/", which turns on the legacy router
 
 st.set_page_config(page_title="curate", page_icon=":material/smart_toy:", layout="wide")
 

@@ -318,7 +318,7 @@ def bulk_relabel(lake: Lake, episode_ids: Sequence[str], *, action: BulkAction, 
         return done
     if action not in ("add_tag", "remove_tag"):
         raise ConfigError(f"unknown bulk action {action!r}; use set, add_tag or remove_tag")
-    tag = str(value).strip()
+    tag = value.strip() if isinstance(value, str) else ""
     if not tag:
         raise ConfigError("a tag cannot be empty")
     groups: dict[tuple[str, ...], list[str]] = {}

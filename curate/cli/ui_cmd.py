@@ -59,7 +59,7 @@ def ui_command(lakes: list[str], *, host: str = "127.0.0.1", port: int = DEFAULT
         env.pop("CURATE_UI_USERS", None)
     root = str(APP_MAIN.parents[1])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    cmd = [sys.executable, "-m", "app.serve",
+    cmd = [sys.executable, "-m", "streamlit", "run", str(APP_MAIN),
            "--server.address", host, "--server.port", str(port), "--server.headless", "true",
            "--browser.gatherUsageStats", "false", "--server.maxUploadSize", str(MAX_UPLOAD_MB),
            "--server.enableXsrfProtection", "true", "--global.developmentMode", "false",

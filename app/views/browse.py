@@ -66,7 +66,7 @@ hits = search_panel.render(lake, where)  # semantic search (None when not search
 
 if st.session_state.get("_last_where") != (where, hits is not None):
     st.session_state["_last_where"] = (where, hits is not None)
-    st.session_state["browse_page"] = 1
+    st.session_state.pop("browse_page", None)  # a new filter starts on page 1
 
 # ------------------------------------------------------------------------------------------------ results
 try:
@@ -133,7 +133,7 @@ for start in range(0, len(rows), GRID):
             if editable:
                 st.session_state[f"sel_{eid}"] = eid in selected
                 c1.checkbox("select", key=f"sel_{eid}", on_change=_toggle, args=(eid,))
-            c2.page_link("pages/episode.py", label="Open", icon=":material/open_in_new:",
+            c2.page_link("views/episode.py", label="Open", icon=":material/open_in_new:",
                          query_params={"episode": eid})
 
 # ------------------------------------------------------------------------------------------------ bulk relabel
@@ -146,7 +146,8 @@ if editable:
         action = st.selectbox("Change", ["add_tag", "remove_tag", "set_success", "set_instruction", "set_notes"],
                               key="bulk_action", format_func=lambda a: a.replace("_", " "))
         if action in ("add_tag", "remove_tag"):
-            value = st.selectbox("Tag", _options("tags"), accept_new_options=True, key="bulk_tag", index=None)
+            known = ", ".join(_options("tags")[:8])
+            value = st.text_input("Tag", key="bulk_tag", placeholder=f"e.g. {known}" if known else "e.g. needs-review")
         elif action == "set_success":
             value = st.radio("Success", [True, False, None], horizontal=True, key="bulk_success",
                              format_func=lambda v: {True: "success", False: "failure", None: "unknown"}[v])

@@ -27,14 +27,14 @@ if not eid:
     if typed:
         st.query_params["episode"] = typed.strip()
         st.rerun()
-    st.page_link("pages/browse.py", label="…or pick one in Browse", icon=":material/grid_view:")
+    st.page_link("views/browse.py", label="…or pick one in Browse", icon=":material/grid_view:")
     st.stop()
 
 try:
     meta = lake.episode(eid, steps=False)
 except EpisodeNotFoundError as exc:
     st.error(str(exc))
-    st.page_link("pages/browse.py", label="Back to Browse", icon=":material/grid_view:")
+    st.page_link("views/browse.py", label="Back to Browse", icon=":material/grid_view:")
     st.stop()
 with st.spinner("Loading steps…"):
     full = state.episode_steps(lake.uri, version, eid)
@@ -151,7 +151,7 @@ with st.expander("Similar episodes", icon=":material/join_inner:", expanded=Fals
                 if thumb:
                     col.image(thumb, width="stretch")
                 col.caption(f"{row.get('instruction') or ''} ({row['score']:.2f})")
-                col.page_link("pages/episode.py", label="Open", query_params={"episode": row["episode_id"]})
+                col.page_link("views/episode.py", label="Open", query_params={"episode": row["episode_id"]})
 
 # ------------------------------------------------------------------------------------------------ labels
 gen_key, seen_key, base_key, conflict_key = f"gen_{eid}", f"seen_{eid}", f"base_{eid}", f"conflict_{eid}"
