@@ -164,6 +164,7 @@ def apply_caps(shares: dict[str, float], budget: float, *, max_share: float | No
     if max_units is not None:
         cap = min(cap, max_units)
     fixed: dict[str, float] = {}
+    capped: set[str] = set()
     active = {g: s for g, s in shares.items() if s > 0}
     while True:
         free = {g: s for g, s in active.items() if g not in fixed}
@@ -188,9 +189,8 @@ def apply_caps(shares: dict[str, float], budget: float, *, max_share: float | No
             break
         for g in over:
             fixed[g] = cap
+            capped.add(g)
     units = {g: fixed.get(g, 0.0) for g in shares}
-    capped = {g for g in units if cap < math.inf and abs(units[g] - cap) <= _EPS * max(1.0, cap) and shares[g] > 0
-              and shares[g] * budget > cap + _EPS}
     return units, capped
 
 
