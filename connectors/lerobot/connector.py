@@ -221,6 +221,9 @@ class LeRobotConnector(Connector):
                                              "re-encode this mp4 (other episodes are unaffected)")
                 cameras.append(Camera(name=cam, kind=kind, height=height, width=width))
                 video_refs.append((cam, uri, ref[1]))
+                duration = video_status.get(f"{uri}#duration")
+                if duration and n and ref[1] + float(timestamps[-1]) > float(duration) + 1.5 / meta.fps:
+                    flags.append(f"video_short:{cam}")
             elif fkey in table.column_names:
                 cameras.append(Camera(name=cam, kind=kind, height=height, width=width))
                 image_columns.append((cam, table[fkey].to_pylist()))
@@ -334,29 +337,36 @@ class LeRobotConnector(Connector):
         elif check == "none":
             status = None
         else:
-            status = _check_video(uri, decode_first=check == "first_frame")
+            status, duration = _check_video(uri, decode_first=check == "first_frame")
+            cache[f"{uri}#duration"] = None if duration is None else str(duration)
         cache[uri] = status
         return status
 
 
-def _check_video(uri: str, *, decode_first: bool) -> str | None:
+def _check_video(uri: str, *, decode_first: bool) -> tuple[str | None, float | None]:
+    """(None, duration in s) for a usable mp4, else (the reason it cannot be decoded, None). Headers only,
+    plus one frame when `decode_first`."""
     import av
 
     try:
         with fsspec.open(uri, "rb") as fh, av.open(fh) as container:
             if not container.streams.video:
-                return "the file has no video stream"
+                return "the file has no video stream", None
             stream = container.streams.video[0]
             if stream.codec_context is None:
-                return f"no decoder for codec {stream.codec.name!r} in this PyAV build"
+                return f"no decoder for codec {stream.codec.name!r} in this PyAV build", None
             if decode_first:
                 for _ in container.decode(stream):
                     break
                 else:
-                    return "no frame could be decoded"
+                    return "no frame could be decoded", None
+            if stream.duration and stream.time_base:
+                duration = float(stream.duration * stream.time_base)
+            else:
+                duration = container.duration / 1e6 if container.duration else None
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
+        return f"{type(exc).__name__}: {exc}", None
+    return None, duration
 
 
 def _policy(options: SourceOptions, name: str, allowed: tuple[str, ...]) -> str:

@@ -260,3 +260,15 @@ def test_real_samples_ingest_into_a_lake(tmp_path: Path) -> None:
     report = ingest([str(g1), str(so101)], lake=str(tmp_path / "lake"))
     assert report.episodes == 6 and report.rejected == 0
     assert report.steps == 221 + 277 + 1492
+
+
+def test_a_video_shorter_than_its_episode_is_flagged(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from curate.media import encode_video
+
+    root = lerobot_v21(tmp_path, episodes=1)
+    video = root / "videos" / "chunk-000" / "observation.images.wrist" / "episode_000000.mp4"
+    encode_video([Image.new("RGB", (64, 64))] * 5, str(video), fps=10)
+    good, _ = read_all("lerobot", str(root))
+    assert "video_short:wrist" in good[0].quality_flags and "video_short:front" not in good[0].quality_flags
