@@ -26,16 +26,18 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from connectors import registry
 from connectors.base import BadEpisode, SourceOptions
 from curate.errors import CurateError, IngestError
-from curate.lake import Lake, vacuum
 from curate.quality import quality_flags
 from schemas import Episode
+
+if TYPE_CHECKING:
+    from curate.lake import Lake
 
 BATCH_EPISODES = 64
 BATCH_BYTES = 96 * 1024 * 1024
@@ -291,10 +293,18 @@ def _stream_inline(units: list[WorkUnit]) -> Iterator[tuple[str, int, list[Episo
 
 
 class _Pool:
-    """Spawned worker processes fed from a task queue; results come back through a bounded queue."""
+    """Worker processes fed from a task queue; results come back through a bounded queue.
+
+    Workers fork from a fork server that imported the connectors once (never from this process, which may hold
+    Lance/Polars threads); where fork is unavailable they are spawned.
+    """
 
     def __init__(self, units: list[WorkUnit], workers: int) -> None:
-        ctx = mp.get_context("spawn")
+        if "forkserver" in mp.get_all_start_methods():
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload(["curate.ingest", *registry._BUILTIN_MODULES])  # warm: import once
+        else:
+            ctx = mp.get_context("spawn")
         self.tasks = ctx.Queue()
         self.results = ctx.Queue(maxsize=max(2, workers * QUEUE_CHUNKS_PER_WORKER))
         for item in enumerate(units):
@@ -401,6 +411,8 @@ def ingest(
     started = time.perf_counter()
     source_list = [sources] if isinstance(sources, (str, os.PathLike)) else [str(s) for s in sources]
     source_list = [str(s) for s in source_list]
+    from curate.lake import Lake, vacuum
+
     units, formats = plan_units(source_list, format=format, dataset=dataset, splits=splits, limit=limit, extra=extra)
     the_lake = lake if isinstance(lake, Lake) else Lake.create(str(lake))
     report = IngestReport(lake=the_lake.uri, sources=source_list, formats=formats, units=len(units))

@@ -115,9 +115,16 @@ def quality_flags(episode: Episode) -> list[str]:
             flags.add(FRAME_COUNT_MISMATCH)
     for name, frames in by_camera.items():
         picks = sorted({0, len(frames) // 2, len(frames) - 1})[:SAMPLE_FRAMES]
-        levels = [_max_level(frames[i]) for i in picks]
-        if any(level is None for level in levels):
-            flags.add(f"{UNDECODABLE_FRAME}:{name}")
-        elif all(level is not None and level <= BLACK_LEVEL for level in levels):
+        black = True
+        for i in picks:  # stop at the first frame that is not black: one decode for most cameras
+            level = _max_level(frames[i])
+            if level is None:
+                flags.add(f"{UNDECODABLE_FRAME}:{name}")
+                black = False
+                break
+            if level > BLACK_LEVEL:
+                black = False
+                break
+        if black:
             flags.add(f"{BLACK_CAMERA}:{name}")
     return sorted(flags)

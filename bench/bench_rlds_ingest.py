@@ -1,0 +1,150 @@
+"""RLDS ingest throughput next to its floor: reading and CRC-checking the same shard bytes in the same process.
+
+    .venv/bin/python bench/bench_rlds_ingest.py                       # default size
+    .venv/bin/python bench/bench_rlds_ingest.py --episodes 400 --steps 60 --workers 1 2 4
+    .venv/bin/python bench/bench_rlds_ingest.py --source /path/to/tfds/dir   # an existing RLDS dataset
+
+Prints, per stage, steps/s and MB/s (shard bytes): the floor (read + CRC only), decode + convert without
+writing (connector only), and full ingest into a fresh lake with 1..N workers; the ratio to the floor; and the
+peak RSS. Goal: single-process ingest at >= 50% of the floor, near-linear with --workers up to the core count.
+One run per figure (medians of --repeat runs when given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+from connectors.base import BadEpisode, SourceOptions
+from connectors.rlds import RLDSConnector
+from connectors.rlds.features import features_json
+from connectors.rlds.writer import TFDSWriter
+from connectors.tfrecord import read_records
+from curate.ingest import ingest
+
+
+def _jpeg_pool(n: int, size: int, seed: int) -> list[bytes]:
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        arr = (rng.random((size, size, 3)) * 60 + rng.integers(0, 190)).astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="JPEG", quality=85)
+        out.append(buf.getvalue())
+    return out
+
+
+def make_dataset(root: Path, *, episodes: int, steps: int, image: int, per_shard: int, seed: int = 0) -> Path:
+    """A bridge-shaped RLDS dataset (2 cameras, 7-dim state/action, text instruction) written by our writer."""
+    features = features_json({"steps": ("steps", {
+        "observation": {"image_0": ("image", [image, image, 3], "jpeg"),
+                        "image_1": ("image", [image, image, 3], "jpeg"), "state": ("tensor", "float32", [7])},
+        "action": ("tensor", "float32", [7]), "language_instruction": ("text",), "reward": ("scalar", "float32"),
+        "discount": ("scalar", "float32"), "is_first": ("scalar", "bool"), "is_last": ("scalar", "bool"),
+        "is_terminal": ("scalar", "bool")}), "episode_metadata": {"file_path": ("text",)}})
+    pool = _jpeg_pool(32, image, seed)
+    rng = np.random.default_rng(seed)
+    out = root / "bridge_dataset" / "1.0.0"
+    with TFDSWriter(out, name="bridge_dataset", features=features, episodes_per_shard=per_shard) as writer:
+        for e in range(episodes):
+            idx = rng.integers(0, len(pool), size=(2, steps))
+            writer.add("train", {
+                "steps/observation/image_0": [pool[i] for i in idx[0]],
+                "steps/observation/image_1": [pool[i] for i in idx[1]],
+                "steps/observation/state": rng.normal(size=(steps, 7)), "steps/action": rng.normal(size=(steps, 7)),
+                "steps/language_instruction": [f"task {e % 17}"] * steps, "steps/reward": np.zeros(steps),
+                "steps/discount": np.ones(steps), "steps/is_first": np.arange(steps) == 0,
+                "steps/is_last": np.arange(steps) == steps - 1, "steps/is_terminal": np.arange(steps) == steps - 1,
+                "episode_metadata/file_path": f"/data/{e}"})
+    return out
+
+
+def floor(dataset: Path) -> tuple[float, int, int]:
+    """Seconds to read + CRC-check every shard, bytes read, records."""
+    start = time.perf_counter()
+    nbytes = records = 0
+    for shard in sorted(dataset.glob("*.tfrecord-*")):
+        with shard.open("rb") as fh:
+            for record in read_records(fh):
+                nbytes += 16 + len(record.data or b"")
+                records += 1
+    return time.perf_counter() - start, nbytes, records
+
+
+def decode_only(dataset: Path) -> tuple[float, int]:
+    """Seconds for the connector to decode and convert every episode (no lake), and the steps produced."""
+    connector = RLDSConnector()
+    options = SourceOptions()
+    start = time.perf_counter()
+    steps = 0
+    for unit in connector.list_units(str(dataset), options):
+        for ep in connector.episodes(unit, options):
+            if not isinstance(ep, BadEpisode):
+                steps += ep.n_steps
+    return time.perf_counter() - start, steps
+
+
+def full_ingest(dataset: Path, workers: int) -> tuple[float, int]:
+    lake = Path(tempfile.mkdtemp(prefix="bench-lake-"))
+    try:
+        start = time.perf_counter()
+        report = ingest([str(dataset)], lake=str(lake / "lake"), workers=workers)
+        return time.perf_counter() - start, report.steps
+    finally:
+        shutil.rmtree(lake, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--episodes", type=int, default=120)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--image", type=int, default=64, help="image side in pixels")
+    parser.add_argument("--per-shard", type=int, default=20)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--source", type=Path, help="benchmark an existing TFDS dataset directory instead")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-rlds-"))
+    try:
+        dataset = args.source or make_dataset(tmp, episodes=args.episodes, steps=args.steps, image=args.image,
+                                              per_shard=args.per_shard)
+        floor_s = statistics.median(floor(dataset)[0] for _ in range(max(args.repeat, 3)))
+        _, nbytes, records = floor(dataset)
+        mb = nbytes / 1e6
+        decode_s, steps = decode_only(dataset)
+        print(f"dataset: {dataset}  {records} episodes, {steps} steps, {mb:.1f} MB in shards, "
+              f"{os.cpu_count()} cores")
+        print(f"{'stage':<34}{'seconds':>9}{'steps/s':>12}{'MB/s':>9}{'vs floor':>10}")
+
+        def row(name: str, seconds: float) -> None:
+            print(f"{name:<34}{seconds:>9.3f}{steps / seconds:>12.0f}{mb / seconds:>9.1f}{floor_s / seconds:>9.0%}")
+
+        row("floor: read + CRC only", floor_s)
+        row("decode + convert (no lake)", decode_s)
+        for workers in args.workers:
+            times = [full_ingest(dataset, workers)[0] for _ in range(args.repeat)]
+            row(f"ingest into a lake, workers={workers}", statistics.median(times))
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(f"peak RSS: this process {peak:.0f} MB, largest waited-for child {peak_children:.0f} MB")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
