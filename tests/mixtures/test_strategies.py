@@ -117,7 +117,7 @@ def test_all_zero_weights_are_an_error() -> None:
 
 def test_an_empty_selection_is_an_error() -> None:
     with pytest.raises(MixtureError, match="selects no episodes"):
-        resolve_frame(MixtureSpec(name="e"), table({}).with_columns() if False else pl.DataFrame(
+        resolve_frame(MixtureSpec(name="e"), pl.DataFrame(
             schema={"episode_id": pl.String, "dataset": pl.String, "n_steps": pl.Int64, "duration_s": pl.Float64}))
 
 
