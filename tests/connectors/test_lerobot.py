@@ -272,3 +272,21 @@ def test_a_video_shorter_than_its_episode_is_flagged(tmp_path: Path) -> None:
     encode_video([Image.new("RGB", (64, 64))] * 5, str(video), fps=10)
     good, _ = read_all("lerobot", str(root))
     assert "video_short:wrist" in good[0].quality_flags and "video_short:front" not in good[0].quality_flags
+
+
+def test_a_dataset_on_an_fsspec_filesystem_is_read_and_its_video_decodes(tmp_path: Path) -> None:
+    import fsspec
+
+    root = lerobot_v21(tmp_path, episodes=2)
+    fs = fsspec.filesystem("memory")
+    for path in root.rglob("*"):
+        if path.is_file():
+            fs.pipe(f"/lerobot_mem/{path.relative_to(root)}", path.read_bytes())
+    try:
+        good, bad = read_all("lerobot", "memory://lerobot_mem")
+        assert bad == [] and len(good) == 2
+        frame = good[1].steps[3].frames[0]
+        assert frame.video_uri.startswith("memory://")
+        assert decode_frame(frame).size == (96, 96)
+    finally:
+        fs.rm("/lerobot_mem", recursive=True)
