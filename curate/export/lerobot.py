@@ -354,7 +354,7 @@ class _DatasetWriter:
         images = [_even(decode_frame(f)) for f in frames]
         self.reencoded += n
         video = self.videos[cam]
-        if video is None or video.path.stat().st_size >= VIDEO_FILES_SIZE_MB * 1024 * 1024:
+        if video is None or (video.path.exists() and video.path.stat().st_size >= VIDEO_FILES_SIZE_MB * 1024 * 1024):
             self._close_video(cam)
             index = self.video_file_index[cam]
             self.video_file_index[cam] += 1
