@@ -104,13 +104,29 @@ def plan(manifest: Manifest, *, repeats: Repeats = "materialize") -> list[tuple[
     return out
 
 
+def with_current_language(episode: Episode) -> Episode:
+    """Per-step language that only repeats the source instruction follows a relabelled instruction.
+
+    Many sources copy the episode instruction into every step (RLDS `language_instruction`); after a relabel
+    those copies would still say the old text, so they are replaced by the current instruction.
+    """
+    texts = {s.language for s in episode.steps}
+    if len(texts) != 1:
+        return episode
+    (text,) = texts
+    if text is None or text == episode.instruction or episode.instruction is None:
+        return episode
+    steps = [s.model_copy(update={"language": episode.instruction}) for s in episode.steps]
+    return episode.model_copy(update={"steps": steps})
+
+
 def iter_items(manifest: Manifest, lake: Lake, *, repeats: Repeats = "materialize",
                datasets: set[str] | None = None) -> Iterator[Item]:
-    """Load each selected episode once (frames eager) and yield it once per copy."""
+    """Load each selected episode once (frames eager, current labels) and yield it once per copy."""
     for entry in manifest.selected():
         if datasets is not None and entry.dataset not in datasets:
             continue
-        episode = lake.episode(entry.episode_id, frames="eager")
+        episode = with_current_language(lake.episode(entry.episode_id, frames="eager"))
         copies = entry.repeats if repeats == "materialize" else 1
         for c in range(copies):
             yield Item(entry=entry, episode=episode, copy=c, copies=copies)

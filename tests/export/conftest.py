@@ -20,6 +20,8 @@ def build_export_lake(path: Path) -> Lake:
     eps += [make_episode(i, dataset="aloha", n_steps=5, cameras=("top",), seed=2, control_hz=50.0,
                          action_space=Space(kind="joint_pos", dim=3, names=["j0", "j1", "j2"]),
                          instruction="fold the towel") for i in range(10, 14)]
+    eps = [e.model_copy(update={"steps": [s.model_copy(update={"language": e.instruction}) for s in e.steps]})
+           if e.dataset == "bridge" else e for e in eps]
     lake.write_episodes(eps)
     first = sorted(e.episode_id for e in eps if e.dataset == "bridge")[0]
     lake.relabel([first], "instruction", "pick up the red cup", author="qa")

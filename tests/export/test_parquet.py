@@ -38,6 +38,7 @@ def test_parquet_round_trip_matches_the_lake_field_for_field(export_lake: Lake, 
             assert (r["timestamp_s"], r["reward"], r["is_first"], r["is_last"]) == (
                 step.timestamp_s, step.reward, step.is_first, step.is_last)
             assert r["instruction"] == ep.instruction
+            assert r["language"] == (ep.instruction if step.language is not None else None)
             for frame in step.frames:
                 assert r[f"image.{frame.camera}"] == frame.read_bytes()
 
