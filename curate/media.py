@@ -37,8 +37,16 @@ def video_frame(uri: str, timestamp_s: float) -> Image.Image:
 
 
 def video_frames(uri: str, timestamps_s: list[float]) -> list[Image.Image]:
-    """Several frames of one video in one pass (seeks once, decodes forward)."""
+    """Several frames of one video in one open: decodes forward between close timestamps and seeks again
+    (to the keyframe before) across gaps longer than `SEEK_GAP_S`, so keyframes spread over a long video cost
+    about one GOP each, not a decode of everything in between."""
     return _video_frames(uri, tuple(round(t, 4) for t in timestamps_s))
+
+
+SEEK_GAP_S = 1.0
+"""Past this gap to the next wanted timestamp, seeking beats decoding forward."""
+_EARLY_S = 1e-3
+"""A frame this much before the wanted time still counts (float32 timestamps in LeRobot parquet)."""
 
 
 @lru_cache(maxsize=64)
@@ -51,20 +59,23 @@ def _video_frames(uri: str, timestamps: tuple[float, ...]) -> list[Image.Image]:
     with fsspec.open(uri, "rb") as fh, av.open(fh) as container:
         stream = container.streams.video[0]
         tb = float(stream.time_base)
-        container.seek(int(max(0.0, wanted[0]) / tb), stream=stream, backward=True)
-        last = None
-        pending = list(wanted)
-        for frame in container.decode(stream):
-            t = (frame.pts or 0) * tb
-            while pending and t + 1e-3 >= pending[0]:
-                found[pending.pop(0)] = frame.to_image().convert("RGB")
-            last = frame
-            if not pending:
-                break
-        for t in pending:  # past the end: the last frame is what a player shows
-            if last is None:
+        decoder = None
+        current = None  # (time, frame) of the last decoded frame
+        for target in wanted:
+            if current is not None and current[0] + _EARLY_S >= target:
+                found[target] = current[1].to_image().convert("RGB")
+                continue
+            if decoder is None or current is None or target - current[0] > SEEK_GAP_S:
+                container.seek(int(max(0.0, target) / tb), stream=stream, backward=True)
+                decoder = container.decode(stream)
+            for frame in decoder:
+                current = ((frame.pts or 0) * tb, frame)
+                if current[0] + _EARLY_S >= target:
+                    break
+            if current is None:
                 raise ValueError(f"{uri} has no decodable video frames")
-            found[t] = last.to_image().convert("RGB")
+            # past the end, the last frame is what a player shows
+            found[target] = current[1].to_image().convert("RGB")
     return [found[t] for t in timestamps]
 
 
