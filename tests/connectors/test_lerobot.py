@@ -290,3 +290,14 @@ def test_a_dataset_on_an_fsspec_filesystem_is_read_and_its_video_decodes(tmp_pat
         assert decode_frame(frame).size == (96, 96)
     finally:
         fs.rm("/lerobot_mem", recursive=True)
+
+
+@pytest.mark.parametrize("visual", ["video", "image"])
+def test_fast_steps_equal_validated_steps(tmp_path: Path, visual: str) -> None:
+    from schemas import Episode, Step
+
+    good, _ = read_all("lerobot", str(lerobot_v3(tmp_path, visual=visual)))
+    for episode in good:
+        for step in episode.steps:
+            assert Step.model_validate(step.model_dump()) == step
+        assert Episode.model_validate(episode.model_dump()) == episode
