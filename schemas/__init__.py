@@ -13,6 +13,7 @@ from schemas.episode import (
     fingerprint_of,
 )
 from schemas.labels import LABEL_FIELDS, LabelEvent
+from schemas.mixture import GroupShare, Manifest, ManifestEpisode, MixtureSpec
 from schemas.tables import EPISODES_SCHEMA, FRAMES_SCHEMA, LABELS_SCHEMA, STEPS_SCHEMA
 from schemas.version import SCHEMA_VERSION
 
@@ -31,7 +32,11 @@ __all__ = [
     "Embodiment",
     "Episode",
     "Frame",
+    "GroupShare",
     "LabelEvent",
+    "Manifest",
+    "ManifestEpisode",
+    "MixtureSpec",
     "Segment",
     "Source",
     "Space",
