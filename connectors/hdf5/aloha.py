@@ -26,6 +26,7 @@ from connectors.hdf5.common import (
     UNIT_SEP,
     HDF5FormatError,
     encode_pixels,
+    first_hdf5_file,
     hdf5_files,
     open_hdf5,
     policy,
@@ -94,8 +95,8 @@ class AlohaConnector(Connector):
 
     def probe(self, uri: str) -> bool:
         root, relative = split_unit(uri)
-        files = hdf5_files(str(Path(root) / relative) if relative else root)
-        return bool(files) and is_aloha_file(files[0])
+        first = first_hdf5_file(str(Path(root) / relative) if relative else root)
+        return first is not None and is_aloha_file(first)
 
     def list_units(self, uri: str, options: SourceOptions) -> list[str]:
         root = Path(uri)

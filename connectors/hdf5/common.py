@@ -39,6 +39,29 @@ def hdf5_files(uri: str) -> list[Path]:
     return []
 
 
+def first_hdf5_file(uri: str, *, max_depth: int = 3) -> Path | None:
+    """The first HDF5 file of a source, looking at most `max_depth` directories down (cheap, for probes)."""
+    path = Path(uri)
+    if path.is_file():
+        return path if path.suffix in HDF5_SUFFIXES else None
+    if not path.is_dir():
+        return None
+    level = [path]
+    for _ in range(max_depth + 1):
+        nxt: list[Path] = []
+        for directory in level:
+            try:
+                entries = sorted(directory.iterdir(), key=lambda p: natural_key(p.name))
+            except OSError:
+                continue
+            for entry in entries:
+                if entry.suffix in HDF5_SUFFIXES and entry.is_file():
+                    return entry
+            nxt.extend(e for e in entries if e.is_dir())
+        level = nxt[:200]
+    return None
+
+
 @contextmanager
 def open_hdf5(path: str | Path) -> Iterator[Any]:
     """Open read-only; a truncated or non-HDF5 file raises `HDF5FormatError` naming it."""

@@ -33,6 +33,7 @@ from connectors.hdf5.common import (
     UNIT_SEP,
     HDF5FormatError,
     encode_pixels,
+    first_hdf5_file,
     hdf5_files,
     natural_key,
     open_hdf5,
@@ -112,11 +113,11 @@ class RobomimicConnector(Connector):
 
     def probe(self, uri: str) -> bool:
         root, relative = split_unit(uri)
-        files = hdf5_files(str(Path(root) / relative) if relative else root)
-        if not files:
+        first = first_hdf5_file(str(Path(root) / relative) if relative else root)
+        if first is None:
             return False
         try:
-            with open_hdf5(files[0]) as h5:
+            with open_hdf5(first) as h5:
                 return variant_of(h5) is not None
         except Exception:
             return False

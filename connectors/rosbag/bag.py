@@ -54,6 +54,26 @@ def is_bag(path: Path) -> bool:
         return False
 
 
+def has_bag(uri: str, *, max_depth: int = 3) -> bool:
+    """A bag at `uri` or at most `max_depth` directories below it (cheap, for probes)."""
+    path = Path(uri)
+    if is_bag(path):
+        return True
+    level = [path] if path.is_dir() else []
+    for _ in range(max_depth):
+        nxt: list[Path] = []
+        for directory in level:
+            try:
+                entries = sorted(directory.iterdir())
+            except OSError:
+                continue
+            if any(is_bag(e) for e in entries):
+                return True
+            nxt.extend(e for e in entries if e.is_dir())
+        level = nxt[:200]
+    return False
+
+
 def find_bags(uri: str) -> list[Path]:
     """The bags of a source: the bag itself, or every bag below a directory (one episode set per bag)."""
     path = Path(uri)

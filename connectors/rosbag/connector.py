@@ -24,7 +24,16 @@ import numpy as np
 
 from connectors.base import BadEpisode, Connector, SourceOptions
 from connectors.registry import register
-from connectors.rosbag.bag import BagError, BagInfo, BagReader, bag_info, find_bags, is_bag, mcap_metadata
+from connectors.rosbag.bag import (
+    BagError,
+    BagInfo,
+    BagReader,
+    bag_info,
+    find_bags,
+    has_bag,
+    is_bag,
+    mcap_metadata,
+)
 from connectors.rosbag.mapping import (
     COMPRESSED_IMAGE,
     JOINT_STATE,
@@ -166,7 +175,7 @@ class RosbagConnector(Connector):
     release_notes: ClassVar[dict[str, str]] = {"1.0.0": "As-of alignment, marker episodes, YAML mappings."}
 
     def probe(self, uri: str) -> bool:
-        return bool(find_bags(uri.split("::")[0])) if not Path(uri).is_file() else is_bag(Path(uri))
+        return has_bag(uri)
 
     def list_units(self, uri: str, options: SourceOptions) -> list[str]:
         """One unit per bag. With a mapping that does not validate, the source is one unit that reports why
