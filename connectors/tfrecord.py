@@ -185,7 +185,10 @@ def _decode_feature(buf: bytes, start: int, end: int) -> tuple[FeatureKind, Feat
                 if f != 1:
                     continue
                 if w == 2:
-                    ints.extend(_packed_varints(buf, s, e))
+                    if buf[s:e].isascii():  # every varint is one byte (bools, small ints): decode in bulk
+                        ints.extend(np.frombuffer(buf, dtype=np.uint8, count=e - s, offset=s).tolist())
+                    else:
+                        ints.extend(_packed_varints(buf, s, e))
                 elif w == 0:
                     ints.append(s)
             return "int64", np.array(ints, dtype=np.uint64).view(np.int64)

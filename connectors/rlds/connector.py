@@ -274,12 +274,14 @@ def to_episode(raw: RawEpisode, mapper: _Mapper, *, dataset: str, dataset_dir: s
     flags = {name: raw.steps.get(name) for name in ("is_first", "is_last", "is_terminal")}
     image_data = [(mapper.camera_names[k], raw.steps.get(k), mapper.leaves[k].image_format) for k in mapper.images]
     steps = []
+    actions32 = actions.astype(np.float32).tolist() if actions.size else None
+    states32 = states.astype(np.float32).tolist() if states is not None else None
     for t in range(n):
         frames = [Frame(camera=name, format=_image_format(values[t], declared), data=values[t])  # type: ignore[arg-type]
                   for name, values, declared in image_data if values is not None and t < len(values)]
         steps.append(Step(
-            index=t, timestamp_s=t / mapper.hz, action=actions[t].tolist() if actions.size else [],
-            state=states[t].tolist() if states is not None else None,
+            index=t, timestamp_s=t / mapper.hz, action=actions32[t] if actions32 is not None else [],
+            state=states32[t] if states32 is not None else None,
             reward=float(np.asarray(reward[t]).ravel()[0]) if reward is not None else None,
             is_first=bool(flags["is_first"][t]) if flags["is_first"] is not None else t == 0,
             is_last=bool(flags["is_last"][t]) if flags["is_last"] is not None else False,
