@@ -190,6 +190,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1, help="ingest worker processes (CPU rates then cover "
+                                                                 "only the parent)")
     args = parser.parse_args()
     lr_episodes, lr_len = (20, 300) if args.quick else (100, 600)
     al_episodes, al_len = (4, 100) if args.quick else (10, 400)
@@ -199,7 +201,8 @@ def main() -> None:
         total = synthetic_lerobot_v3(tmp / "lerobot", episodes=lr_episodes, length=lr_len)
         t_conn = median_times(lambda: consume("lerobot", str(tmp / "lerobot")), args.repeats)
         runs = iter(range(args.repeats))
-        t_lake = median_times(lambda: ingest([str(tmp / "lerobot")], lake=str(tmp / f"lake_lr{next(runs)}")),
+        t_lake = median_times(lambda: ingest([str(tmp / "lerobot")], lake=str(tmp / f"lake_lr{next(runs)}"),
+                                                      workers=args.workers),
                               args.repeats)
         print(f"lerobot v3.0 ({lr_episodes} episodes x {lr_len} frames, 2 video cameras, 14-dim), wall | per CPU-s:")
         print(f"  connector only      {total / t_conn[0]:10.0f} | {total / t_conn[1]:8.0f} frames/s")
@@ -207,7 +210,8 @@ def main() -> None:
         steps = synthetic_aloha(tmp / "aloha", episodes=al_episodes, length=al_len)
         t_conn = median_times(lambda: consume("aloha", str(tmp / "aloha")), args.repeats)
         runs = iter(range(args.repeats))
-        t_lake = median_times(lambda: ingest([str(tmp / "aloha")], lake=str(tmp / f"lake_al{next(runs)}")),
+        t_lake = median_times(lambda: ingest([str(tmp / "aloha")], lake=str(tmp / f"lake_al{next(runs)}"),
+                                                      workers=args.workers),
                               args.repeats)
         print(f"aloha hdf5 ({al_episodes} episodes x {al_len} steps, 2 JPEG cameras), wall | per CPU-s:")
         print(f"  connector only      {steps / t_conn[0]:10.0f} | {steps / t_conn[1]:8.0f} steps/s")
