@@ -21,6 +21,7 @@ import fsspec
 
 from connectors.base import BadEpisode, Connector, SourceOptions
 from connectors.registry import register
+from connectors.rlds.reader import full_uri, open_fs
 from schemas import Camera, Embodiment, Episode, Frame, Segment, Source, Space, Step, episode_id_for, fingerprint_of
 
 TRAJ_FILE = "traj_data.json"
@@ -41,12 +42,7 @@ class TrialError(ValueError):
 
 
 def _fs(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    return fsspec.core.url_to_fs(uri)
-
-
-def _full(fs: fsspec.AbstractFileSystem, path: str) -> str:
-    protocol = fs.protocol[0] if isinstance(fs.protocol, (tuple, list)) else fs.protocol
-    return path if protocol in ("file", "local") else f"{protocol}://{path}"
+    return open_fs(uri)
 
 
 def find_trials(uri: str, *, first_only: bool = False) -> list[str]:
@@ -54,7 +50,7 @@ def find_trials(uri: str, *, first_only: bool = False) -> list[str]:
     fs, root = _fs(uri)
     root = root.rstrip("/")
     if root.endswith(TRAJ_FILE):
-        return [_full(fs, root)] if fs.isfile(root) else []
+        return [full_uri(uri, root)] if fs.isfile(root) else []
     found: list[str] = []
     for depth in range(4):
         pattern = "/".join([root, *(["*"] * depth), TRAJ_FILE])
@@ -62,7 +58,7 @@ def find_trials(uri: str, *, first_only: bool = False) -> list[str]:
         found.extend(hits)
         if first_only and found:
             break
-    return [_full(fs, p) for p in found]
+    return [full_uri(uri, p) for p in found]
 
 
 def split_of(path: str) -> str | None:

@@ -166,7 +166,8 @@ def test_cli_ingest_writes_a_report_and_exits_with_documented_codes(tmp_path: Pa
     assert "Exit codes" in run_cli("ingest", "--help").stdout
 
 
-def test_ingest_from_a_local_s3_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("client", ["s3fs", "pyarrow"])
+def test_ingest_from_a_local_s3_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, client: str) -> None:
     moto_server = pytest.importorskip("moto.server")
     boto3 = pytest.importorskip("boto3")
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
@@ -186,6 +187,15 @@ def test_ingest_from_a_local_s3_endpoint(tmp_path: Path, monkeypatch: pytest.Mon
         import fsspec
 
         fsspec.config.conf.clear()
+        if client == "pyarrow":  # as on a machine without s3fs: pyarrow's native S3 client is used
+            real = fsspec.core.url_to_fs
+
+            def no_s3fs(uri: str, **kw: object) -> object:
+                if str(uri).startswith("s3://"):
+                    raise ImportError("Install s3fs to access S3")
+                return real(uri, **kw)
+
+            monkeypatch.setattr(fsspec.core, "url_to_fs", no_s3fs)
         report = ingest(["s3://robotics/oxe"], lake=str(tmp_path / "lake"))
         assert report.episodes == 4 and report.rejected == 0
         ep = Lake(str(tmp_path / "lake")).episode(_ids(str(tmp_path / "lake"))[0], frames="eager")

@@ -35,6 +35,8 @@ from connectors.rlds.reader import (
     INFO_FILE,
     DatasetInfoError,
     RawEpisode,
+    full_uri,
+    open_fs,
     read_features,
     read_info,
     read_shard,
@@ -53,14 +55,7 @@ class UnknownDatasetWarning(UserWarning):
 
 
 def _fs(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    fs, path = fsspec.core.url_to_fs(uri)
-    return fs, path
-
-
-def _full(fs: fsspec.AbstractFileSystem, path: str) -> str:
-    """The URI of a path on `fs` (keeps the protocol for object stores)."""
-    protocol = fs.protocol[0] if isinstance(fs.protocol, (tuple, list)) else fs.protocol
-    return path if protocol in ("file", "local") else f"{protocol}://{path}"
+    return open_fs(uri)
 
 
 def dataset_dirs(uri: str) -> list[str]:
@@ -81,7 +76,7 @@ def dataset_dirs(uri: str) -> list[str]:
             except (FileNotFoundError, NotADirectoryError, PermissionError):
                 continue
         frontier = nxt
-    return [_full(fs, d) for d in sorted(found)]
+    return [full_uri(uri, d) for d in sorted(found)]
 
 
 @lru_cache(maxsize=32)
@@ -396,7 +391,7 @@ class RLDSConnector(Connector):
             for split, shards in info.splits.items():
                 if options.splits and split not in options.splits:
                     continue
-                units.extend(_encode_unit(d, split, _full(fs, s.path), options.dataset) for s in shards)
+                units.extend(_encode_unit(d, split, full_uri(d, s.path), options.dataset) for s in shards)
         return units
 
     def episodes(self, unit: str, options: SourceOptions) -> Iterator[Episode | BadEpisode]:

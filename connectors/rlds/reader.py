@@ -16,6 +16,7 @@ import fsspec
 from connectors.rlds.features import FeaturesError, FeatureTree, parse_features
 from connectors.tfrecord import ExampleDecodeError, decode_example, read_records
 
+OBJECT_STORE_SCHEMES = ("s3", "s3a", "gs", "gcs")
 INFO_FILE = "dataset_info.json"
 FEATURES_FILE = "features.json"
 READ_BLOCK = 8 * 1024 * 1024
@@ -54,6 +55,40 @@ class RawEpisode:
     steps: dict[str, Any]
     episode: dict[str, Any]
     size: int
+
+
+def open_fs(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The fsspec filesystem of `uri` and the path inside it.
+
+    s3:// and gs:// use s3fs/gcsfs when installed, else pyarrow's native S3/GCS client wrapped for fsspec
+    (pyarrow is a dependency anyway; credentials and endpoint come from the usual AWS_* / GCS variables).
+    """
+    try:
+        return fsspec.core.url_to_fs(uri)
+    except ImportError:
+        scheme = uri.split("://", 1)[0] if "://" in uri else ""
+        if scheme not in OBJECT_STORE_SCHEMES:
+            raise
+        return arrow_fs(uri)
+
+
+def arrow_fs(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """pyarrow's S3/GCS filesystem for `uri`, wrapped for fsspec."""
+    import pyarrow.fs as pafs
+    from fsspec.implementations.arrow import ArrowFSWrapper
+
+    scheme, rest = uri.split("://", 1)
+    scheme = {"s3a": "s3", "gcs": "gs"}.get(scheme, scheme)
+    fs, path = pafs.FileSystem.from_uri(f"{scheme}://{rest}")
+    return ArrowFSWrapper(fs), path
+
+
+def full_uri(like: str, path: str) -> str:
+    """`path` (as a filesystem returned it) as a URI with the scheme of `like` (local paths stay paths)."""
+    scheme = like.split("://", 1)[0] if "://" in like else ""
+    if scheme and scheme not in ("file", "local"):
+        return f"{scheme}://{path.lstrip('/')}"
+    return path
 
 
 def shard_name(template: str, *, dataset: str, split: str, index: int, count: int,

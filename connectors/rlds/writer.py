@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import fsspec
 import numpy as np
 
 from connectors.rlds.features import Leaf, encode_leaf, features_json, parse_features
-from connectors.rlds.reader import FEATURES_FILE, INFO_FILE, shard_name
+from connectors.rlds.reader import FEATURES_FILE, INFO_FILE, open_fs, shard_name
 from connectors.tfrecord import encode_example, frame_record
 from schemas import Episode
 
@@ -66,7 +65,7 @@ class TFDSWriter:
                  template: str = SHARD_X_OF_Y, episodes_per_shard: int = DEFAULT_EPISODES_PER_SHARD,
                  shard_bytes: int = DEFAULT_SHARD_BYTES, description: str = "") -> None:
         self.uri = str(root).rstrip("/")
-        self.fs, self.root = fsspec.core.url_to_fs(self.uri)
+        self.fs, self.root = open_fs(self.uri)
         self.name = name
         self.version = version
         self.features = features
