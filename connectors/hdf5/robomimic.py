@@ -45,6 +45,8 @@ from connectors.registry import register
 from schemas import Camera, Embodiment, Episode, Frame, Source, Space, Step, episode_id_for, fingerprint_of
 
 DEFAULT_HZ = 20.0
+DEMOS_PER_UNIT = 50
+"""Demos per work unit: big files are split so the engine can convert them in parallel."""
 MISSING_ACTIONS = ("flag", "reject")
 SPLIT_MASKS = ("train", "valid", "test", "val")
 IMAGE_SUFFIXES = ("_image", "_rgb", "_depth")
@@ -123,25 +125,43 @@ class RobomimicConnector(Connector):
             return False
 
     def list_units(self, uri: str, options: SourceOptions) -> list[str]:
+        """Files are split into groups of `DEMOS_PER_UNIT` demos (`root::file::demo_a,demo_b`), so one big file
+        is converted in parallel; a file that cannot be opened is one unit that reports why."""
         root = Path(uri)
-        if root.is_file():
-            return [f"{root.parent}{UNIT_SEP}{root.name}"]
-        return [f"{root}{UNIT_SEP}{p.relative_to(root)}" for p in hdf5_files(uri)]
+        files = [root] if root.is_file() else hdf5_files(uri)
+        base = root.parent if root.is_file() else root
+        units = []
+        for path in files:
+            unit = f"{base}{UNIT_SEP}{path.relative_to(base)}"
+            try:
+                with open_hdf5(path) as h5:
+                    demos = sorted((k for k in h5.get("data", {}) if k.startswith("demo")), key=natural_key)
+            except (HDF5FormatError, TypeError):
+                demos = []
+            if len(demos) <= DEMOS_PER_UNIT:
+                units.append(unit)
+                continue
+            for i in range(0, len(demos), DEMOS_PER_UNIT):
+                units.append(f"{unit}{UNIT_SEP}{','.join(demos[i:i + DEMOS_PER_UNIT])}")
+        return units
 
     def episodes(self, unit: str, options: SourceOptions) -> Iterator[Episode | BadEpisode]:
         root, relative = split_unit(unit)
         units = [unit] if relative else self.list_units(root, options)
         emitted = 0
         for item in units:
-            unit_root, rel = split_unit(item)
+            unit_root, rest = split_unit(item)
+            rel, _, only = rest.partition(UNIT_SEP)
             path = Path(unit_root) / rel
-            for episode in self._file(Path(unit_root), path, options):
+            chosen = set(only.split(",")) if only else None
+            for episode in self._file(Path(unit_root), path, options, chosen):
                 yield episode
                 emitted += 1
                 if options.limit is not None and emitted >= options.limit:
                     return
 
-    def _file(self, root: Path, path: Path, options: SourceOptions) -> Iterator[Episode | BadEpisode]:
+    def _file(self, root: Path, path: Path, options: SourceOptions,
+              chosen: set[str] | None = None) -> Iterator[Episode | BadEpisode]:
         try:
             with open_hdf5(path) as h5:
                 variant = variant_of(h5)
@@ -152,6 +172,8 @@ class RobomimicConnector(Connector):
                 demos = sorted((k for k in h5["data"] if k.startswith("demo")), key=natural_key)
                 wanted = set(options.splits)
                 for demo in demos:
+                    if chosen is not None and demo not in chosen:
+                        continue
                     split = context["splits"].get(demo)
                     if wanted and split not in wanted:
                         continue

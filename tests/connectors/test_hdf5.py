@@ -198,3 +198,18 @@ def test_cli_ingest_of_aloha_and_robomimic_files(tmp_path: Path) -> None:
                      "--lake", lake)
     assert result.returncode == 0, result.stdout + result.stderr
     assert Lake(lake).count() == 2 + 3
+
+
+def test_a_big_robomimic_file_is_split_into_units_of_demos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from connectors import registry
+    from connectors.hdf5 import robomimic
+
+    monkeypatch.setattr(robomimic, "DEMOS_PER_UNIT", 2)
+    path = robomimic_file(tmp_path / "big.hdf5", demos=5, images=False)
+    connector = registry.get("robomimic")
+    units = connector.list_units(str(path), SourceOptions())
+    assert len(units) == 3 and units[0].endswith("::demo_0,demo_1")
+    keys = [e.source.key for u in units for e in connector.episodes(u, SourceOptions())]
+    assert keys == [f"big.hdf5/demo_{i}" for i in range(5)]
+    report = ingest([str(path)], lake=str(tmp_path / "lake"), workers=2)
+    assert report.episodes == 5 and report.units == 3
