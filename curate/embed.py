@@ -457,3 +457,39 @@ def load_vectors(lake: Lake, *, model_id: str | None = None, where: str | None =
 
 def report_dict(report: EmbedReport) -> dict[str, Any]:
     return asdict(report)
+
+
+def demo_pipeline(lake_uri: str, *, progress: Progress | None = None, epochs: int = 10,
+                  device: str = "auto") -> dict[str, Any]:
+    """What `curate demo` runs after building the lake: pick a CLIP, embed, and derive clusters, tags, novelty.
+
+    Uses the default pretrained CLIP when its weights are already on this machine; otherwise trains the small
+    curate-small CLIP on the lake's own (keyframe, instruction) pairs (a few minutes on 2 CPU cores at 400
+    episodes). Returns a summary naming the model in use (the UI shows it).
+    """
+    from curate.analytics import derive
+    from curate.analytics.derived import write_derived
+    from curate.analytics.shift import shift_audit
+    from curate.models import DEFAULT_ARCH, DEFAULT_PRETRAINED, pretrained_available
+    from curate.train_clip import train_on_lake
+
+    lake = Lake(lake_uri)
+    summary: dict[str, Any] = {}
+    if pretrained_available(DEFAULT_ARCH, DEFAULT_PRETRAINED):
+        model = load_model(DEFAULT_ARCH, DEFAULT_PRETRAINED, device=device)
+        summary["model_source"] = f"pretrained {DEFAULT_ARCH}/{DEFAULT_PRETRAINED}"
+    else:
+        trained = train_on_lake(lake, epochs=epochs, device=device, where='split != "deploy"', progress=progress)
+        model = load_model(pretrained=trained.checkpoint, device=device)
+        summary["model_source"] = (f"curate-small trained on this lake ({trained.pairs} pairs, {trained.epochs} "
+                                   "epochs): no pretrained CLIP weights were found locally")
+        summary["train"] = asdict(trained)
+    report = embed_lake(lake, model=model, progress=progress)
+    summary["embed"] = asdict(report)
+    summary["derive"] = derive(lake, model_id=model.model_id)
+    if lake.count('split == "deploy"') and lake.count('split != "deploy"') >= 2:
+        audit = shift_audit(lake, reference='split != "deploy"', target='split == "deploy"', model_id=model.model_id)
+        write_derived(lake, audit.target.select("episode_id", "novelty"))
+        summary["shift"] = audit.summary
+    summary["model"] = model.describe()
+    return summary
