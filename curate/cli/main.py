@@ -35,6 +35,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "curate.cli.connectors_cmd",
     "curate.cli.ui_cmd",
     "curate.cli.mix_cmds",
+    "curate.cli.embed_cmds",
 )
 for _module in COMMAND_MODULES:
     importlib.import_module(_module)
