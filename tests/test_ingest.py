@@ -203,3 +203,33 @@ def test_ingest_from_a_local_s3_endpoint(tmp_path: Path, monkeypatch: pytest.Mon
         assert ep.steps[0].frames[0].read_bytes()[:3] == b"\xff\xd8\xff"
     finally:
         server.stop()
+
+
+def test_demo_writers_produce_sources_that_ingest_completely(tmp_path: Path) -> None:
+    from curate.demo.world import build_world
+    from curate.demo.write_alfred import write as write_alfred
+    from curate.demo.write_rlds import write as write_rlds
+
+    world = build_world(12, seed=4)
+    rlds_root = write_rlds(world, tmp_path / "rlds")
+    alfred_root = write_alfred(tmp_path / "alfred", trials=3, seed=4)
+    seen: list[tuple[int, int, int]] = []
+    report = ingest([str(rlds_root), str(alfred_root)], lake=str(tmp_path / "lake"),
+                    progress=lambda p: seen.append((p.units_done, p.units_total, p.episodes)))
+    assert report.rejected == 0 and report.warnings == []
+    expected = {}
+    for demo in world:
+        expected[demo.dataset] = expected.get(demo.dataset, 0) + 1
+    assert {k: v.episodes for k, v in report.datasets.items() if k != "alfred"} == expected
+    assert report.datasets["alfred"].episodes == 4
+    assert seen and seen[-1][0] == seen[-1][1] == report.units
+    lake = Lake(str(tmp_path / "lake"))
+    assert lake.count() == len(world) + 4
+    assert lake.count('task_type == "pick_and_place"') == len(world)
+
+
+def test_dataset_and_split_options_apply(tmp_path: Path) -> None:
+    src = write_rlds_fixture(tmp_path / "src", n=6)
+    report = ingest([str(src)], lake=str(tmp_path / "lake"), dataset="renamed", splits=["train"])
+    assert list(report.datasets) == ["renamed"] and report.episodes == 4
+    assert Lake(str(tmp_path / "lake")).count('dataset == "renamed" and split == "train"') == 4
