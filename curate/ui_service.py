@@ -47,7 +47,9 @@ class Facets:
 
 def facets(lake: Lake) -> Facets:
     """Distinct values and counts of the facet columns over the whole lake (labels applied)."""
-    frame = lake.episodes(columns=["dataset", "embodiment", "task_type", "split", "tags", "quality_flags", "n_steps"])
+    derived = [c for c in ("cluster", "machine_tags") if c in lake.schema().names]
+    frame = lake.episodes(columns=["dataset", "embodiment", "task_type", "split", "tags", "quality_flags", "n_steps",
+                                   *derived])
     values: dict[str, list[tuple[str, int]]] = {}
 
     def counts(series: pl.Series) -> list[tuple[str, int]]:
@@ -61,6 +63,10 @@ def facets(lake: Lake) -> Facets:
         values["split"] = counts(frame["split"])
         values["tags"] = counts(frame["tags"].explode())
         values["quality_flags"] = counts(frame["quality_flags"].explode())
+        if "cluster" in frame.columns:
+            values["cluster"] = sorted(counts(frame["cluster"]), key=lambda vc: int(vc[0]))
+        if "machine_tags" in frame.columns:
+            values["machine_tags"] = counts(frame["machine_tags"].explode())
         lo, hi = int(frame["n_steps"].min() or 0), int(frame["n_steps"].max() or 0)
     else:
         values = {k: [] for k in ("dataset", "embodiment", "task_type", "split", "tags", "quality_flags")}
@@ -85,6 +91,8 @@ class FacetSelection:
     success: SuccessChoice = "any"
     tags: list[str] = field(default_factory=list)
     quality_flags: list[str] = field(default_factory=list)
+    clusters: list[int] = field(default_factory=list)
+    machine_tags: list[str] = field(default_factory=list)
     n_steps: tuple[int, int] | None = None
     instruction: str = ""
     where: str = ""
@@ -118,6 +126,9 @@ def facet_filter(selection: FacetSelection) -> str | None:
     clauses.extend(f"{quote(tag)} in tags" for tag in selection.tags)
     if selection.quality_flags:
         clauses.append("(" + " or ".join(f"{quote(flag)} in quality_flags" for flag in selection.quality_flags) + ")")
+    if selection.clusters:
+        clauses.append(f"cluster in [{', '.join(str(int(c)) for c in selection.clusters)}]")
+    clauses.extend(f"{quote(tag)} in machine_tags" for tag in selection.machine_tags)
     if selection.n_steps is not None:
         lo, hi = selection.n_steps
         clauses.append(f"n_steps >= {int(lo)} and n_steps <= {int(hi)}")

@@ -49,6 +49,12 @@ with st.sidebar:
     tags = st.multiselect("Tags (all of)", _options("tags"), format_func=_label("tags"), key="f_tags")
     flags = st.multiselect("Quality flags (any of)", _options("quality_flags"), format_func=_label("quality_flags"),
                            key="f_flags", placeholder="none flagged yet" if not _options("quality_flags") else None)
+    clusters = st.multiselect("Cluster", [int(v) for v in _options("cluster")], key="f_cluster",
+                              format_func=lambda c: _label("cluster")(str(c)),
+                              placeholder="Choose options" if _options("cluster") else "none: run the audit first")
+    machine_tags = st.multiselect("Machine tags (all of)", _options("machine_tags"), key="f_machine_tags",
+                                  format_func=_label("machine_tags"),
+                                  placeholder=None if _options("machine_tags") else "none: run the audit first")
     lo, hi = facets.n_steps
     n_steps = st.slider("Length (steps)", lo, max(hi, lo + 1), (lo, max(hi, lo + 1)), key="f_len") if hi > lo else None
     instruction = st.text_input("Instruction contains", key="f_instruction")
@@ -58,7 +64,8 @@ where_text = st.text_input(
     help="The filter language of `curate ls --where`: == != < <= > >= ~ (contains), in, is null, and/or/not.")
 selection = ui.FacetSelection(
     datasets=datasets, embodiments=embodiments, task_types=task_types, splits=splits, success=success, tags=tags,
-    quality_flags=flags, n_steps=None if n_steps is None or tuple(n_steps) == (lo, hi) else tuple(n_steps),
+    quality_flags=flags, clusters=clusters, machine_tags=machine_tags,
+    n_steps=None if n_steps is None or tuple(n_steps) == (lo, hi) else tuple(n_steps),
     instruction=instruction, where=where_text)
 where = ui.facet_filter(selection)
 
