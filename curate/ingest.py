@@ -193,18 +193,24 @@ def plan_units(sources: Iterable[str], *, format: str = "auto", dataset: str | N
     """The work units of every source, and the format used for each source.
 
     Raises:
-        SourceNotRecognisedError: a source's format cannot be determined.
-        registry.UnknownConnectorError: `format` names no connector.
+        SourceNotRecognisedError: a source's format cannot be determined, or `format` names no connector.
+        IngestError: a source cannot be listed (permissions, network, malformed index files).
     """
     units: list[WorkUnit] = []
     formats: dict[str, str] = {}
     for source in sources:
         source = str(source)
         name = detect_format(source) if format == "auto" else format
-        connector = registry.get(name)
+        try:
+            connector = registry.get(name)
+        except registry.UnknownConnectorError as exc:
+            raise SourceNotRecognisedError(str(exc).strip("'\"")) from None
         options = SourceOptions(dataset=dataset, splits=tuple(splits), limit=limit, extra=dict(extra or {}))
         formats[source] = name
-        found = connector.list_units(source, options)
+        try:
+            found = connector.list_units(source, options)
+        except (OSError, ValueError) as exc:
+            raise IngestError(f"cannot list the contents of {source!r} ({name}): {type(exc).__name__}: {exc}") from exc
         if not found:
             raise SourceNotRecognisedError(f"{source!r} holds no {name} data (no work units found)")
         units.extend(WorkUnit(name, source, unit, options) for unit in found)
