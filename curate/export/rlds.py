@@ -79,6 +79,10 @@ def export_rlds(manifest: Manifest, lake: Lake, out: str | Path, *, overwrite: O
                 nonlocal done
                 last = None
                 for item in iter_items(manifest, lake, repeats=repeats, datasets={ds}):
+                    if item.episode.n_steps == 0:  # an RLDS episode is its steps: nothing to write
+                        result.skipped["empty episode"] = result.skipped.get("empty episode", 0) + 1
+                        done += 1
+                        continue
                     if item.episode.episode_id != last:
                         norm.add(item.episode)
                         episode, reenc = _decoded(item.episode)
