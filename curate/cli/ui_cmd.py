@@ -36,7 +36,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def ui_command(lakes: list[str], *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, read_only: bool = False,
-               users_file: str | None = None) -> tuple[list[str], dict[str, str]]:
+               users_file: str | None = None, mixtures_dir: str | None = None) -> tuple[list[str], dict[str, str]]:
     """The `streamlit run` command line and environment that serve the UI (checked, not started).
 
     Raises:
@@ -57,6 +57,7 @@ def ui_command(lakes: list[str], *, host: str = "127.0.0.1", port: int = DEFAULT
         env["CURATE_UI_USERS"] = str(Path(users_file).resolve())
     else:
         env.pop("CURATE_UI_USERS", None)
+    env["CURATE_UI_MIXTURES"] = str(Path(mixtures_dir or "mixtures").resolve())
     root = str(APP_MAIN.parents[1])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     cmd = [sys.executable, "-m", "streamlit", "run", str(APP_MAIN),
@@ -68,14 +69,16 @@ def ui_command(lakes: list[str], *, host: str = "127.0.0.1", port: int = DEFAULT
 
 
 def launch(lake_uri: str | list[str], *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, read_only: bool = False,
-           users_file: str | None = None, wait: bool = True) -> subprocess.Popen[bytes]:
+           users_file: str | None = None, mixtures_dir: str | None = None,
+           wait: bool = True) -> subprocess.Popen[bytes]:
     """Start the UI server (used by `curate ui` and `curate demo`).
 
     With `wait` (the CLI) this process becomes the server (exec), so Ctrl-C or a signal to its pid stops it;
     otherwise the server is started as a child process and returned (stop it with `.terminate()`).
     """
     lakes = [lake_uri] if isinstance(lake_uri, str) else list(lake_uri)
-    cmd, env = ui_command(lakes, host=host, port=port, read_only=read_only, users_file=users_file)
+    cmd, env = ui_command(lakes, host=host, port=port, read_only=read_only, users_file=users_file,
+                          mixtures_dir=mixtures_dir)
     console.print(f"[bold]curate ui[/] serving {', '.join(lakes)} at http://{host}:{port}"
                   + (" (read-only)" if read_only else "") + (" with logins" if users_file else "")
                   + " — Ctrl-C to stop")
@@ -96,9 +99,12 @@ def ui(
     users: Annotated[str | None, typer.Option("--users", help="Users file (see `curate ui-user add`); enables "
                                               "login with viewer/editor roles.", envvar="CURATE_UI_USERS",
                                               show_default=False)] = None,
+    mixtures_dir: Annotated[str, typer.Option("--mixtures-dir", help="Where the Mixtures page saves specs and "
+                                              "exports.")] = "mixtures",
 ) -> None:
     """Browse, view, search, relabel, audit and mix in the browser (Streamlit)."""
-    launch(lake or [default_lake_uri()], host=host, port=port, read_only=read_only, users_file=users)
+    launch(lake or [default_lake_uri()], host=host, port=port, read_only=read_only, users_file=users,
+           mixtures_dir=mixtures_dir)
 
 
 users_app = typer.Typer(help="Manage the UI's logins (a JSON users file with hashed passwords).",
