@@ -30,6 +30,7 @@ from connectors.lerobot.layout import (
     DatasetMeta,
     EpisodeMeta,
     LeRobotFormatError,
+    find_datasets,
     load_meta,
     looks_like_dataset,
 )
@@ -113,25 +114,34 @@ class LeRobotConnector(Connector):
     release_notes: ClassVar[dict[str, str]] = {"1.0.0": "v2.0, v2.1 and v3.0 layouts; video frames by reference."}
 
     def probe(self, uri: str) -> bool:
-        return looks_like_dataset(uri.split(UNIT_SEP)[0])
+        return bool(find_datasets(uri.split(UNIT_SEP)[0]))
 
     def list_units(self, uri: str, options: SourceOptions) -> list[str]:
-        """One unit per data parquet file that exists (v2.x: one per episode; v3.0: many episodes per file).
+        """One unit per data parquet file that exists (v2.x: one per episode; v3.0: many episodes per file), over
+        the dataset at `uri` or every dataset below it.
 
         A dataset whose meta/ cannot be read is one unit, which reports why as a `BadEpisode`.
         """
-        try:
-            meta = load_meta(uri)
-        except LeRobotFormatError:
-            return [uri]
-        fs, _ = fsspec.core.url_to_fs(meta.root)
-        units = [f"{uri}{UNIT_SEP}{rel}" for rel in meta.data_files() if fs.exists(meta.path(rel))]
-        if _policy(options, "missing_data", MISSING_DATA_POLICIES) == "report":
-            units += [f"{uri}{UNIT_SEP}{rel}" for rel in meta.data_files() if not fs.exists(meta.path(rel))]
+        units: list[str] = []
+        for root in find_datasets(uri) or [uri]:
+            try:
+                meta = load_meta(root)
+            except LeRobotFormatError:
+                units.append(root)
+                continue
+            fs, _ = fsspec.core.url_to_fs(meta.root)
+            present = [rel for rel in meta.data_files() if fs.exists(meta.path(rel))]
+            units += [f"{root}{UNIT_SEP}{rel}" for rel in present]
+            if _policy(options, "missing_data", MISSING_DATA_POLICIES) == "report":
+                units += [f"{root}{UNIT_SEP}{rel}" for rel in meta.data_files() if rel not in present]
         return units
 
     def episodes(self, unit: str, options: SourceOptions) -> Iterator[Episode | BadEpisode]:
         root, _, relative = unit.partition(UNIT_SEP)
+        if not relative and not looks_like_dataset(root) and find_datasets(root):
+            for sub_unit in self.list_units(root, options):  # a directory of datasets, read whole
+                yield from self.episodes(sub_unit, options)
+            return
         try:
             meta = load_meta(root)
         except LeRobotFormatError as exc:

@@ -291,6 +291,35 @@ def looks_like_dataset(uri: str) -> bool:
         return False
 
 
+def find_datasets(uri: str, *, max_depth: int = 2) -> list[str]:
+    """Dataset roots at `uri`: itself, or datasets up to `max_depth` directories below it (e.g. a Hugging Face
+    cache `lerobot/<user>/<repo>`, or an export holding one dataset per source), sorted by path."""
+    if looks_like_dataset(uri):
+        return [uri]
+    try:
+        fs, root = fsspec.core.url_to_fs(uri)
+        if not fs.isdir(root):
+            return []
+        found: list[str] = []
+        level = [uri.rstrip("/")]
+        for _ in range(max_depth):
+            nxt: list[str] = []
+            for parent in level:
+                _, path = fsspec.core.url_to_fs(parent)
+                for child in sorted(fs.ls(path, detail=False)):
+                    if not fs.isdir(child):
+                        continue
+                    child_uri = join(parent, posixpath.basename(child.rstrip("/")))
+                    if looks_like_dataset(child_uri):
+                        found.append(child_uri)
+                    else:
+                        nxt.append(child_uri)
+            level = nxt[:500]
+        return sorted(found)
+    except Exception:  # used by probe, which must never raise on foreign input
+        return []
+
+
 def load_meta(uri: str) -> DatasetMeta:
     """Parse `meta/` of the dataset at `uri` (cached per content signature of info.json).
 

@@ -317,3 +317,18 @@ def test_av1_encoded_v3_dataset_frames_decode(tmp_path: Path) -> None:
 
     original = np.asarray(Image.open(io.BytesIO(demos[1].frames["front"][-1])).convert("RGB")).astype(int)
     assert np.abs(np.asarray(decode_frame(frame)).astype(int) - original).mean() < 12
+
+
+def test_a_directory_of_datasets_is_one_source(tmp_path: Path) -> None:
+    from curate.demo import write_lerobot
+
+    hub = tmp_path / "hub" / "lerobot"
+    write_lerobot.write(demos_of("so101", 2), hub / "alice" / "so101_pick", visual="none")
+    write_lerobot.write(demos_of("franka", 1), hub / "bob" / "franka_push", version="v2.1", visual="none")
+    from connectors import registry
+
+    assert registry.detect(str(hub)) == ["lerobot"]
+    good, bad = read_all("lerobot", str(hub))
+    assert bad == [] and sorted(e.dataset for e in good) == ["franka_push", "so101_pick", "so101_pick"]
+    report = ingest([str(hub)], lake=str(tmp_path / "lake"))
+    assert report.episodes == 3 and set(report.datasets) == {"franka_push", "so101_pick"}
