@@ -37,13 +37,24 @@ def assign(x: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def _kmeanspp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Greedy k-means++ (as scikit-learn): each step samples 2 + log(k) candidates, keeps the best."""
+    trials = 2 + int(np.log(k))
     centroids = [x[rng.integers(len(x))]]
     closest = ((x - centroids[0]) ** 2).sum(1)
     for _ in range(1, k):
         total = closest.sum()
-        idx = rng.integers(len(x)) if total <= 0 else rng.choice(len(x), p=closest / total)
-        centroids.append(x[idx])
-        closest = np.minimum(closest, ((x - x[idx]) ** 2).sum(1))
+        if total <= 0:
+            cands = rng.integers(len(x), size=trials)
+        else:
+            cands = rng.choice(len(x), size=trials, p=closest / total)
+        best_pot, best_idx, best_closest = np.inf, int(cands[0]), closest
+        for idx in cands:
+            new_closest = np.minimum(closest, ((x - x[idx]) ** 2).sum(1))
+            pot = float(new_closest.sum())
+            if pot < best_pot:
+                best_pot, best_idx, best_closest = pot, int(idx), new_closest
+        centroids.append(x[best_idx])
+        closest = best_closest
     return np.stack(centroids)
 
 
