@@ -134,7 +134,7 @@ def load_episodes(lake: Lake, ids: list[str]) -> dict[str, Episode]:
     """
     from curate.lake import FRAMES, LAKE_EPISODES_SCHEMA, STEPS, _in_filter
     from schemas import Frame, Step
-    from schemas.arrow import row_to_dict, row_to_model
+    from schemas.arrow import row_to_model
 
     rows = lake._rows_by_id(ids, columns=LAKE_EPISODES_SCHEMA.names)
     if rows.height != len(set(ids)):
@@ -158,7 +158,8 @@ def load_episodes(lake: Lake, ids: list[str]) -> dict[str, Episode]:
         fields = list(Frame.model_fields)
         for r in frames_ds.to_table(filter=flt).to_pylist():
             if r["revision"] in wanted:
-                frames_by.setdefault((r["episode_id"], r["index"]), []).append(Frame(**{k: r.get(k) for k in fields}))
+                frames_by.setdefault((r["episode_id"], r["index"]), []).append(
+                    Frame.model_construct(**{k: r.get(k) for k in fields}))
     out: dict[str, Episode] = {}
     for row in rows.iter_rows(named=True):
         eid = row["episode_id"]
@@ -167,7 +168,10 @@ def load_episodes(lake: Lake, ids: list[str]) -> dict[str, Episode]:
         for r in sorted(steps_by.get(eid, []), key=lambda r: r["index"]):
             body = {k: v for k, v in r.items() if k not in ("episode_id", "revision")}
             frames = frames_by.get((eid, r["index"]), [])
-            steps.append(Step.model_validate({**row_to_dict(Step, body), "frames": frames}))
+            # rows come from the lake, already valid: construct without re-validating (the hot loop of exports)
+            body["action_args"] = json.loads(body["action_args"]) if body.get("action_args") else None
+            body["action"] = body.get("action") or []
+            steps.append(Step.model_construct(**body, frames=frames))
         out[eid] = row_to_model(Episode, row, steps=steps)
     return out
 
