@@ -18,6 +18,7 @@ class TestALFREDConformance(ConnectorConformance):
     format = "alfred"
     expected_episodes = 5
     expected_rejected = 1
+    check_lake_round_trip = True
 
     @pytest.fixture
     def sample(self, tmp_path: Path) -> str:

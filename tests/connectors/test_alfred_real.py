@@ -33,6 +33,7 @@ class TestALFREDRealConformance(ConnectorConformance):
     expected_episodes = 11
     expected_steps = sum(s for _, s, _ in EXPECTED.values())
     expected_rejected = 1
+    check_lake_round_trip = True
 
     @pytest.fixture
     def sample(self) -> str:

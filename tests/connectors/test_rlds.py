@@ -39,6 +39,7 @@ class TestRLDSConformance(ConnectorConformance):
     expected_episodes = 6
     expected_steps = 30
     expected_rejected = 1
+    check_lake_round_trip = True
 
     @pytest.fixture
     def sample(self, tmp_path: Path) -> str:

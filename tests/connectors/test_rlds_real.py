@@ -26,6 +26,7 @@ class TestBridgeRealConformance(ConnectorConformance):
     expected_episodes = 50
     expected_steps = 500
     expected_rejected = 1
+    check_lake_round_trip = True
 
     @pytest.fixture
     def sample(self) -> str:
