@@ -252,3 +252,19 @@ def test_cli_ingest_of_bags_with_a_mapping_file(tmp_path: Path) -> None:
     result = run_cli("ingest", str(bag.parent), "--lake", lake, "-o", f"mapping={mapping}")
     output = result.stdout + result.stderr
     assert result.returncode == 1 and "rate_hz" in output and "Traceback" not in output
+
+
+def test_16bit_depth_images_stay_lossless_png(tmp_path: Path) -> None:
+    from tests.fixtures_teleop.bags import depth_bag
+
+    good, bad = read_all("rosbag", str(depth_bag(tmp_path / "depth")),
+                         SourceOptions(extra={"raw_image_encoding": "jpeg"}))
+    assert bad == []
+    episode = good[0]
+    assert [(c.name, c.kind) for c in episode.cameras] == [("depth", "depth")]
+    assert "no_actions" in episode.quality_flags and episode.state_space.dim == 1
+    frame = episode.steps[3].frames[0]
+    assert frame.format == "png"
+    pixels = np.asarray(Image.open(io.BytesIO(frame.data)))
+    assert pixels.dtype == np.uint16 or pixels.max() > 255
+    assert int(pixels[0, 0]) == 1030

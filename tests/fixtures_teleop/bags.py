@@ -108,3 +108,23 @@ def marker_bag(path: Path) -> Path:
         msgs.append((T0 + int(t_s * NS), "/episode", "std_msgs/msg/String", string(ts, text)))
     msgs.append((T0, "/task", "std_msgs/msg/String", string(ts, "wipe the table")))
     return write_bag(path, msgs)
+
+
+def depth_image(ts: Any, t_ns: int, millimetres: int, size: int = 8) -> Any:
+    header = ts.types["std_msgs/msg/Header"](
+        stamp=ts.types["builtin_interfaces/msg/Time"](sec=t_ns // NS, nanosec=t_ns % NS), frame_id="depth")
+    data = np.full((size, size), millimetres, dtype="<u2")
+    return ts.types["sensor_msgs/msg/Image"](header=header, height=size, width=size, encoding="16UC1",
+                                             is_bigendian=0, step=size * 2,
+                                             data=np.frombuffer(data.tobytes(), dtype=np.uint8))
+
+
+def depth_bag(path: Path) -> Path:
+    """JointState at 10 Hz and a 16-bit depth camera (value = 1000 + 10 * k mm) at 10 Hz, for 1 s."""
+    ts = typestore()
+    msgs: list[tuple[int, str, str, Any]] = []
+    for k in range(10):
+        t = T0 + k * NS // 10
+        msgs.append((t, "/joint_states", "sensor_msgs/msg/JointState", joint_state(ts, t, [k])))
+        msgs.append((t, "/camera/depth/image_raw", "sensor_msgs/msg/Image", depth_image(ts, t, 1000 + 10 * k)))
+    return write_bag(path, msgs)
