@@ -29,6 +29,42 @@ from curate.mixtures import resolve
 from schemas.mixture import MixtureSpec
 
 
+def synthetic_lake(path: Path, *, episodes: int, steps: int, size: int) -> Lake:
+    """Episodes with one camera of size x size noisy JPEGs (~ camera-sized payloads), seeded."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from schemas import Camera, Embodiment, Episode, Frame, Source, Space, Step, episode_id_for
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (size * 2, size * 2, 3), dtype=np.uint8)
+
+    def jpeg(i: int, t: int) -> bytes:
+        """A distinct frame per step (a shifted crop), so no format can deduplicate payloads."""
+        y, x = (i * 7 + t) % size, (i * 13 + t * 3) % size
+        buf = io.BytesIO()
+        Image.fromarray(base[y:y + size, x:x + size]).save(buf, format="JPEG", quality=85)
+        return buf.getvalue()
+
+    def make(i: int) -> Episode:
+        key = f"bench/{i}"
+        return Episode(
+            episode_id=episode_id_for("bench", key), dataset="bench",
+            source=Source(format="bench", uri="bench://", key=key, fingerprint=str(i)),
+            embodiment=Embodiment(robot="franka"), action_space=Space(kind="eef_delta", dim=7),
+            control_hz=10.0, instruction="pick up the cup", n_steps=steps, duration_s=steps / 10,
+            cameras=[Camera(name="front", height=size, width=size)],
+            steps=[Step(index=t, timestamp_s=t / 10, action=rng.normal(size=7).tolist(),
+                        frames=[Frame(camera="front", format="jpeg", data=jpeg(i, t))]) for t in range(steps)])
+
+    lake = Lake.create(path)
+    lake.write_episodes(make(i) for i in range(episodes))
+    lake.optimize()
+    return lake
+
+
 def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -49,12 +85,16 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--lake", help="use this lake instead of building a demo lake")
+    parser.add_argument("--synthetic", type=int, default=0, metavar="SIZE",
+                        help="build a lake of SIZE x SIZE noisy JPEG frames (50 steps per episode) instead")
     parser.add_argument("--formats", default="parquet,rlds,lerobot-image,lerobot-video")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench_export_"))
     try:
         if args.lake:
             lake = Lake(args.lake)
+        elif args.synthetic:
+            lake = synthetic_lake(work / "lake", episodes=args.episodes, steps=50, size=args.synthetic)
         else:
             build_demo(str(work / "lake"), episodes=args.episodes, seed=1)
             lake = Lake(str(work / "lake"))

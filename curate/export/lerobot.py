@@ -343,7 +343,10 @@ class _DatasetWriter:
         if self.data_writer is None:
             path = self.root / DATA_PATH.format(chunk_index=chunk, file_index=file)
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.data_writer = pq.ParquetWriter(path, schema, compression="snappy")
+            images = {self._key(c) for c in self.cameras} if self.camera_mode == "image" else set()
+            self.data_writer = pq.ParquetWriter(
+                path, schema, compression={f.name: ("none" if f.name in images else "snappy") for f in schema},
+                use_dictionary=[f.name for f in schema if f.name not in images])
         self.data_writer.write_table(table)
         self.data_bytes += table.nbytes
         row.update({"data/chunk_index": chunk, "data/file_index": file, "dataset_from_index": self.global_index,

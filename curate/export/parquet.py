@@ -166,11 +166,16 @@ def export_parquet(manifest: Manifest, lake: Lake, out: str | Path, *, overwrite
         part = 0
         step_offset = 0
 
+        # encoded images do not compress: store them plain, compress the rest
+        images = [f"{IMAGE_PREFIX}{c}" for c in cameras]
+        compression = {name: ("none" if name in images else "zstd") for name in schema.names}
+        dictionary = [name for name in schema.names if name not in images]
+
         def flush() -> None:
             nonlocal buffer, part
             if buffer:
                 pq.write_table(pa.Table.from_pylist(buffer, schema=schema), root / "steps" / f"part-{part:05d}.parquet",
-                               compression="zstd")
+                               compression=compression, use_dictionary=dictionary)
                 part += 1
                 buffer = []
 
