@@ -13,6 +13,7 @@ import polars as pl
 import streamlit as st
 
 from app import state
+from curate import ui_service as ui
 from curate.analytics import EmbeddingsMissingError, coverage, language_audit, shift_audit
 from curate.errors import CurateError
 
@@ -161,10 +162,16 @@ with lang_tab:
 
 with shift_tab:
     c1, c2 = st.columns(2)
-    reference = c1.text_input("Reference (e.g. training data)", value='split != "deploy"', key="shift_ref")
-    target = c2.text_input("Target (e.g. deployment logs)", value='split == "deploy"', key="shift_target")
+    datasets = [d for d, _ in state.facets(lake.uri, version, labels_version).values.get("dataset", [])]
+    deploy = next((d for d in datasets if "deploy" in d), None)  # the demo's deployment logs, if present
+    reference = c1.text_input("Reference (e.g. training data)", key="shift_ref",
+                              value=f"dataset != {ui.quote(deploy)}" if deploy else "",
+                              placeholder='e.g. split == "train"')
+    target = c2.text_input("Target (e.g. deployment logs)", key="shift_target",
+                           value=f"dataset == {ui.quote(deploy)}" if deploy else "",
+                           placeholder='e.g. dataset == "deploy_kitchen"')
     st.caption(f"Same numbers: `curate audit --lake {lake.uri} --reference '{reference}' --target '{target}'`")
-    if st.button("Compare", key="shift_run", type="primary"):
+    if st.button("Compare", key="shift_run", type="primary", disabled=not target.strip()):
         st.session_state["shift_args"] = (reference.strip() or None, target.strip())
     args = st.session_state.get("shift_args")
     if args:

@@ -37,3 +37,31 @@ def ui_env(demo_lake: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.delenv("CURATE_UI_USERS", raising=False)
     monkeypatch.setenv("USER", "tester")
     yield demo_lake
+
+
+@pytest.fixture(scope="session")
+def embedded_lake_template(demo_lake_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo lake embedded with `curate-tiny` (random weights from a local checkpoint: no download)."""
+    from curate.embed import embed_lake
+    from curate.lake import Lake
+    from curate.models import make_random_checkpoint
+
+    root = tmp_path_factory.mktemp("ui-embedded")
+    path = root / "lake"
+    shutil.copytree(demo_lake_template, path)
+    checkpoint = make_random_checkpoint(root / "tiny.pt")
+    embed_lake(Lake(path), arch="curate-tiny", pretrained=str(checkpoint), workers=1)
+    return path
+
+
+@pytest.fixture
+def embedded_env(embedded_lake_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Like `ui_env`, on a private copy of the embedded demo lake, with a private mixtures folder."""
+    path = tmp_path / "lake"
+    shutil.copytree(embedded_lake_template, path)
+    monkeypatch.setenv("CURATE_UI_LAKES", str(path))
+    monkeypatch.setenv("CURATE_UI_READ_ONLY", "0")
+    monkeypatch.setenv("CURATE_UI_MIXTURES", str(tmp_path / "mixtures"))
+    monkeypatch.delenv("CURATE_UI_USERS", raising=False)
+    monkeypatch.setenv("USER", "tester")
+    return path
