@@ -43,10 +43,7 @@ def _kmeanspp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     closest = ((x - centroids[0]) ** 2).sum(1)
     for _ in range(1, k):
         total = closest.sum()
-        if total <= 0:
-            cands = rng.integers(len(x), size=trials)
-        else:
-            cands = rng.choice(len(x), size=trials, p=closest / total)
+        cands = rng.integers(len(x), size=trials) if total <= 0 else rng.choice(len(x), size=trials, p=closest / total)
         best_pot, best_idx, best_closest = np.inf, int(cands[0]), closest
         for idx in cands:
             new_closest = np.minimum(closest, ((x - x[idx]) ** 2).sum(1))
@@ -72,9 +69,9 @@ def kmeans(x: np.ndarray, k: int, *, seed: int = 0, iters: int = 30, sample: int
         c = _kmeanspp(fit, k, rng)
         for _ in range(iters):
             labels, _ = assign(fit, c)
-            new = np.zeros_like(c)
             counts = np.bincount(labels, minlength=k).astype(np.float32)
-            np.add.at(new, labels, fit)
+            new = np.stack([np.bincount(labels, weights=fit[:, j], minlength=k) for j in range(fit.shape[1])],
+                           axis=1).astype(np.float32)
             empty = counts == 0
             new[~empty] /= counts[~empty, None]
             new[empty] = fit[rng.choice(len(fit), size=int(empty.sum()))]
@@ -117,13 +114,13 @@ def choose_k(x: np.ndarray, *, k_min: int = 2, k_max: int | None = None, seed: i
     n = len(x)
     if n < 3:
         return 1, {}
-    k_max = k_max or int(min(40, max(k_min, np.sqrt(n / 2) + 1)))
+    k_max = k_max or int(min(24, max(k_min, np.sqrt(n / 2) + 1)))
     k_max = min(k_max, n - 1)
     rng = np.random.default_rng(seed)
     sub = x if n <= sample else x[rng.choice(n, size=sample, replace=False)]
     scores: dict[int, float] = {}
     for k in range(k_min, max(k_min, k_max) + 1):
-        res = kmeans(sub, k, seed=seed, iters=25, n_init=2)
+        res = kmeans(sub, k, seed=seed, iters=15, n_init=1)
         scores[k] = silhouette(sub, res.labels)
     best = max(scores, key=lambda kk: (round(scores[kk], 3), -kk))
     return best, scores
