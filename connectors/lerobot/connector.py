@@ -282,11 +282,11 @@ class LeRobotConnector(Connector):
         # Steps and video frames are built without re-validation: every value comes from typed Arrow columns
         # (float32 vectors, float timestamps) and video frames always carry their uri, which is what the
         # validators check. This is most of the connector's speed (see bench/bench_teleop_ingest.py).
+        video_times = [(cam, uri, np.round(from_ts + timestamps, 6).tolist()) for cam, uri, from_ts in video_refs]
         for i in range(n):
             frames = [_trusted(Frame, _FRAME_FIELDS, {"camera": cam, "format": "video", "data": None,
-                                                      "video_uri": uri,
-                                                      "video_timestamp_s": round(from_ts + ts_rows[i], 6)})
-                      for cam, uri, from_ts in video_refs]
+                                                      "video_uri": uri, "video_timestamp_s": times[i]})
+                      for cam, uri, times in video_times]
             for cam, column in image_columns:
                 frame = self._image_frame(meta, cam, column[i], digest)
                 if frame is not None:

@@ -23,6 +23,7 @@ def _truncate(path: Path, keep: float = 0.5) -> None:
 
 class TestAloha(ConnectorConformance):
     format = "aloha"
+    check_lake_round_trip = True
     expected_episodes = 3
     expected_rejected = 1
 
@@ -39,6 +40,7 @@ class TestAloha(ConnectorConformance):
 
 class TestRobomimic(ConnectorConformance):
     format = "robomimic"
+    check_lake_round_trip = True
     expected_episodes = 6
     expected_rejected = 1
 

@@ -65,6 +65,25 @@ class TestLeRobotV21(ConnectorConformance):
         return str(root)
 
 
+class TestLeRobotV3Images(ConnectorConformance):
+    """Image features (JPEG bytes in the parquet) must survive the lake byte for byte."""
+
+    format = "lerobot"
+    expected_episodes = 3
+    expected_rejected = 1
+    check_lake_round_trip = True
+
+    @pytest.fixture
+    def sample(self, tmp_path: Path) -> str:
+        return str(lerobot_v3(tmp_path, visual="image"))
+
+    @pytest.fixture
+    def corrupted_sample(self, tmp_path: Path) -> str:
+        root = lerobot_v3(tmp_path / "bad", visual="image")
+        _corrupt_image_of_episode(root, 2)
+        return str(root)
+
+
 def test_v3_episodes_match_what_was_written(tmp_path: Path) -> None:
     demos = demos_of("so101", 3)
     good, bad = read_all("lerobot", str(lerobot_v3(tmp_path)))

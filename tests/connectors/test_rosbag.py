@@ -31,6 +31,7 @@ MULTIRATE_MAPPING = {
 
 class TestRosbag(ConnectorConformance):
     format = "rosbag"
+    check_lake_round_trip = True
     expected_episodes = 3
     expected_rejected = 1
 
