@@ -351,3 +351,18 @@ def test_a_directory_of_datasets_is_one_source(tmp_path: Path) -> None:
     assert bad == [] and sorted(e.dataset for e in good) == ["franka_push", "so101_pick", "so101_pick"]
     report = ingest([str(hub)], lake=str(tmp_path / "lake"))
     assert report.episodes == 3 and set(report.datasets) == {"franka_push", "so101_pick"}
+
+
+def test_video_references_read_back_from_the_lake_equal_the_connectors(tmp_path: Path) -> None:
+    root = str(lerobot_v3(tmp_path))
+    good, _ = read_all("lerobot", root)
+    ingest([root], lake=str(tmp_path / "lake"))
+    lake = Lake(str(tmp_path / "lake"))
+    skip = {"ingested_at", "quality_flags", "steps"}
+    for episode in good:
+        back = lake.episode(episode.episode_id, frames="eager")
+        assert back.model_dump(exclude=skip) == episode.model_dump(exclude=skip)
+        for a, b in zip(back.steps, episode.steps, strict=True):
+            assert a.model_dump(exclude={"frames"}) == b.model_dump(exclude={"frames"})
+            assert [(f.camera, f.format, f.video_uri, f.video_timestamp_s) for f in a.frames] == [
+                (f.camera, f.format, f.video_uri, f.video_timestamp_s) for f in b.frames]
