@@ -7,7 +7,8 @@ timed separately on a demo lake), then times, median of --repeat runs:
 
 - the engine calls Browse makes (`ui_service.facets`, `ui_service.browse_page` for page 1 and for a filter);
 - the whole Browse script under Streamlit's AppTest: a first run with empty caches (after one warm-up run that
-  pays the server process's one-off imports, printed separately) and a rerun after a facet change (server-side time to produce the page; the browser's own paint is not included);
+  pays the server process's one-off imports, printed separately) and a rerun after a facet change
+  (server-side time to produce the page; the browser's own paint is not included);
 - one keyframe thumbnail (decode + resize) on a 40-episode demo lake.
 
 Goals from the issue: first render < 2 s, filter change < 1 s.
