@@ -2,8 +2,9 @@
 
 - Generic over every registered connector: a source's format is given or detected by `probe`; the connector lists
   work units (shards, files) and streams episodes from each.
-- Parallel: with `workers > 1` units are converted in a process pool (spawned processes); the parent is the one
-  writer. Results travel through a bounded queue, so memory stays bounded whatever the dataset size.
+- Parallel: with `workers > 1` units are converted in a process pool; each worker also stages the steps and frames
+  of its episodes in the lake (concurrent Lance appends, invisible until committed) and sends only the episode
+  rows through a bounded queue; the parent is the one committer. Memory stays bounded whatever the dataset size.
 - Idempotent: an episode whose source fingerprint is already stored is skipped as unchanged; a changed one
   replaces its row (the old row stays readable through the lake's history).
 - Resumable: steps/frames are staged first and an episode row is committed after them, one Lance commit per batch,
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from connectors import registry
 from connectors.base import BadEpisode, SourceOptions
@@ -42,8 +44,8 @@ if TYPE_CHECKING:
 BATCH_EPISODES = 64
 BATCH_BYTES = 96 * 1024 * 1024
 """Commit a batch at this many episodes or this many bytes of frames, whichever comes first."""
-CHUNK_BYTES = 16 * 1024 * 1024
-"""A worker sends its episodes to the writer in chunks of about this size."""
+WORKER_BATCH_BYTES = 32 * 1024 * 1024
+"""A worker stages a batch once its frames reach this many bytes (or `batch_episodes` episodes)."""
 QUEUE_CHUNKS_PER_WORKER = 2
 
 EXIT_CODES = {
@@ -267,23 +269,58 @@ def _frame_bytes(episode: Episode) -> int:
     return sum(len(f.data or b"") for s in episode.steps for f in s.frames)
 
 
-def _worker(tasks: Any, results: Any) -> None:
-    """Process-pool worker: convert units from `tasks`, send chunks of results to the writer."""
+@dataclass
+class StagedBatch:
+    """What a worker converted and staged (steps and frames written, invisible until the writer commits `rows`).
+
+    `entries` lists every episode of the batch in order as (episode_id, dataset, n_steps, status) with status
+    "new", "replaced" or "unchanged" (unchanged ones were not staged).
+    """
+
+    rows: pa.Table | None
+    entries: list[tuple[str, str, int, str]]
+
+
+def stage_batch(lake: Lake, episodes: list[Episode]) -> StagedBatch:
+    """Skip the episodes whose fingerprint the lake already holds; stage the others (last occurrence of an id wins)."""
+    batch = {ep.episode_id: ep for ep in episodes}
+    stored = lake.refresh().revisions(list(batch))
+    entries: list[tuple[str, str, int, str]] = []
+    fresh = []
+    for ep in batch.values():
+        if stored.get(ep.episode_id) == ep.source.fingerprint:
+            entries.append((ep.episode_id, ep.dataset, ep.n_steps, "unchanged"))
+        else:
+            fresh.append(ep)
+            entries.append((ep.episode_id, ep.dataset, ep.n_steps, "replaced" if ep.episode_id in stored else "new"))
+    return StagedBatch(lake.stage_episodes(fresh) if fresh else None, entries)
+
+
+def _worker(tasks: Any, results: Any, lake_uri: str, storage_options: dict[str, str], batch_episodes: int) -> None:
+    """Process-pool worker: convert units from `tasks`, stage their steps/frames in the lake itself, and send the
+    episode rows (small) and bad episodes to the writer, which alone commits."""
+    from curate.lake import Lake
+
+    lake = Lake(lake_uri, storage_options=storage_options)
     while True:
         item = tasks.get()
         if item is None:
             return
         index, unit = item
-        chunk: list[Episode | BadEpisode] = []
+        pending: list[Episode] = []
         size = 0
         try:
             for out in convert_unit(unit):
-                chunk.append(out)
-                size += _frame_bytes(out) if isinstance(out, Episode) else 0
-                if size >= CHUNK_BYTES or len(chunk) >= BATCH_EPISODES:
-                    results.put(("items", index, chunk))
-                    chunk, size = [], 0
-            results.put(("items", index, chunk))
+                if isinstance(out, BadEpisode):
+                    results.put(("items", index, [out]))
+                    continue
+                pending.append(out)
+                size += _frame_bytes(out)
+                if size >= WORKER_BATCH_BYTES or len(pending) >= batch_episodes:
+                    results.put(("staged", index, stage_batch(lake, pending)))
+                    pending, size = [], 0
+            if pending:
+                results.put(("staged", index, stage_batch(lake, pending)))
             results.put(("done", index, None))
         except BaseException as exc:  # keep the writer informed whatever happens
             results.put(("items", index, [BadEpisode(file=_unit_label(unit), record="*",
@@ -305,7 +342,7 @@ class _Pool:
     Lance/Polars threads); where fork is unavailable they are spawned.
     """
 
-    def __init__(self, units: list[WorkUnit], workers: int) -> None:
+    def __init__(self, units: list[WorkUnit], workers: int, *, lake: Lake, batch_episodes: int) -> None:
         if "forkserver" in mp.get_all_start_methods():
             ctx = mp.get_context("forkserver")
             ctx.set_forkserver_preload(["curate.ingest", *registry._BUILTIN_MODULES])  # warm: import once
@@ -317,13 +354,13 @@ class _Pool:
             self.tasks.put(item)
         for _ in range(workers):
             self.tasks.put(None)
-        self.procs = [ctx.Process(target=_worker, args=(self.tasks, self.results), daemon=True)
-                      for _ in range(workers)]
+        args = (self.tasks, self.results, lake.uri, lake.storage_options, batch_episodes)
+        self.procs = [ctx.Process(target=_worker, args=args, daemon=True) for _ in range(workers)]
         for p in self.procs:
             p.start()
         self.total = len(units)
 
-    def stream(self) -> Iterator[tuple[str, int, list[Episode | BadEpisode] | None]]:
+    def stream(self) -> Iterator[tuple[str, int, Any]]:
         done = 0
         while done < self.total:
             try:
@@ -465,13 +502,48 @@ def ingest(
             report.version = result.version
         emit()
 
-    pool = _Pool(units, workers) if workers > 1 and len(units) > 1 else None
+    def take_staged(index: int, batch: StagedBatch) -> None:
+        nonlocal seen, staged_any
+        entries = batch.entries if limit is None else batch.entries[: max(0, limit - seen)]
+        seen += len(entries)
+        new_ids = []
+        for episode_id, name, n_steps, status in entries:
+            counts = report.counts(name)
+            unit_dataset[index] = name
+            if status == "unchanged":
+                counts.unchanged += 1
+                continue
+            new_ids.append(episode_id)
+            counts.episodes += 1
+            counts.steps += n_steps
+            counts.replaced += status == "replaced"
+        if not new_ids or batch.rows is None:
+            return
+        rows = batch.rows
+        if len(entries) < len(batch.entries):
+            rows = rows.filter(pc.is_in(rows.column("episode_id"), value_set=pa.array(new_ids)))
+        staged_any = True
+        if spool is not None:
+            spool.add(rows)
+        else:
+            report.version = the_lake.commit_staged(rows).version
+        emit()
+
+    pool = None
+    if workers > 1 and len(units) > 1:
+        the_lake.ensure_tables()
+        pool = _Pool(units, workers, lake=the_lake, batch_episodes=batch_episodes)
     stream = pool.stream() if pool is not None else _stream_inline(units)
     try:
         for kind, index, payload in stream:
             if kind == "done":
                 units_done += 1
                 emit()
+                continue
+            if kind == "staged":
+                take_staged(index, payload)
+                if limit is not None and seen >= limit:
+                    break
                 continue
             for item in payload or []:
                 if limit is not None and seen >= limit:

@@ -338,6 +338,14 @@ class Lake:
             self._append(FRAMES, frame_cols.table())
         return pa.Table.from_pylist(rows, schema=LAKE_EPISODES_SCHEMA)
 
+    def ensure_tables(self) -> None:
+        """Create the steps and frames tables (empty) if missing, so several processes can then stage concurrently
+        (Lance resolves concurrent appends; two concurrent creates would collide)."""
+        self._require_writable()
+        for name in (STEPS, FRAMES):
+            if self._dataset(name, refresh=True) is None:
+                self._append(name, self._empty(name))
+
     def commit_staged(self, rows: pa.Table) -> WriteResult:
         """Make staged episode rows visible in one commit (insert, or replace by `episode_id`).
 

@@ -62,25 +62,32 @@ def test_parallel_workers_ingest_the_same_episodes(tmp_path: Path) -> None:
     src = write_rlds_fixture(tmp_path / "src", n=8, per_shard=2)
     serial = ingest([str(src)], lake=str(tmp_path / "a"), workers=1)
     parallel = ingest([str(src)], lake=str(tmp_path / "b"), workers=2)
-    assert parallel.episodes == serial.episodes == 8
+    assert parallel.episodes == serial.episodes == 8 and parallel.steps == serial.steps
     assert sorted(_ids(str(tmp_path / "a"))) == sorted(_ids(str(tmp_path / "b")))
+    again = ingest([str(src)], lake=str(tmp_path / "b"), workers=2)
+    assert (again.episodes, again.unchanged) == (0, 8)
+    limited = ingest([str(src)], lake=str(tmp_path / "c"), workers=2, limit=5, batch_episodes=2)
+    assert limited.episodes == 5 and Lake(str(tmp_path / "c")).count() == 5
+    assert check_lake(Lake(str(tmp_path / "b"))).ok
 
 
-def test_strict_stops_at_the_first_bad_episode_and_commits_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_strict_stops_at_the_first_bad_episode_and_commits_nothing(tmp_path: Path, workers: int) -> None:
     lake = str(tmp_path / "lake")
     ingest([str(write_rlds_fixture(tmp_path / "first", name="first_data"))], lake=lake)
     before = (Lake(lake).version, Lake(lake).count())
     bad = write_rlds_fixture(tmp_path / "second", n=8, per_shard=4, name="second_data")
     flip_byte_in_record(shards(bad)[-1], 1)
     with pytest.raises(IngestError, match="nothing of this run was committed") as info:
-        ingest([str(bad)], lake=lake, strict=True, batch_episodes=2)
+        ingest([str(bad)], lake=lake, strict=True, batch_episodes=2, workers=workers)
     report = info.value.report  # type: ignore[attr-defined]
     assert report.committed is False and report.rejected == 1
     after = Lake(lake)
     assert (after.version, after.count()) == before
     assert check_lake(after).ok
-    relaxed = ingest([str(bad)], lake=lake)
+    relaxed = ingest([str(bad)], lake=lake, workers=workers, limit=None)
     assert relaxed.episodes == 7 and relaxed.rejected == 1
+    assert check_lake(Lake(lake)).ok
 
 
 def test_unrecognised_source_is_a_clear_error(tmp_path: Path) -> None:
