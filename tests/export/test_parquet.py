@@ -106,9 +106,14 @@ def test_mixture_weights_are_written_oxe_style_and_as_json(upsampled: Manifest, 
     assert as_json["balance_weights"] is False
 
 
-def test_pyarrow_dataset_api_reads_the_export_as_hf_datasets_does(natural: Manifest, tmp_path: Path) -> None:
-    # HF `datasets` is not installed here; load_dataset("parquet") reads through pyarrow.parquet exactly so.
+def test_hf_datasets_loads_the_steps_with_images_as_binary(natural: Manifest, tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets", reason="HF datasets is not installed (pip install datasets)")
     export(natural, format="parquet", out=tmp_path / "pq")
+    ds = datasets.load_dataset("parquet", data_files={"train": str(tmp_path / "pq" / "steps" / "*.parquet")},
+                               split="train", cache_dir=str(tmp_path / "hf"))
+    steps = pl.read_parquet(tmp_path / "pq" / "steps" / "*.parquet")
+    assert ds.num_rows == steps.height
+    assert ds.features["image.front"].dtype == "binary"
+    assert ds[0]["image.front"] == steps["image.front"][0]
     table = pq.ParquetDataset(str(tmp_path / "pq" / "steps")).read()
     assert table.schema.field("image.front").type.equals(pa.binary())
-    assert table.num_rows == pl.read_parquet(tmp_path / "pq" / "steps" / "*.parquet").height
