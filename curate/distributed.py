@@ -1,15 +1,17 @@
 """Ingest on Ray Data: the same connectors, one read task per work unit, Lance fragments committed once by the driver.
 
     from curate.distributed import ingest_ray
-    report = ingest_ray("/data/bridge", "s3://team/lake", format="rlds")              # starts a local Ray
-    report = ingest_ray("/data/bridge", "s3://team/lake", format="rlds", address="auto")  # joins a cluster
+    report = ingest_ray("/data/bridge", lake="s3://team/lake")                   # starts a local Ray
+    report = ingest_ray("/data/bridge", lake="s3://team/lake", address="auto")   # joins the cluster
+    curate ingest /data/bridge --lake s3://team/lake --engine ray [--address auto]
 
 How it runs:
 
-1. The driver asks the connector for its work units (`list_units`: shards, files, bags) and makes a Ray Dataset
-   with one block per unit, so each unit is one read task on some worker.
-2. Each task streams the unit's episodes through the connector (`episodes(unit, options)`), skips the ones the
-   lake already holds unchanged (same id, same source fingerprint), and for every chunk of episodes (bounded by
+1. The driver plans the work units exactly as the local engine does (`curate.ingest.plan_units`: shards, files,
+   bags) and makes a Ray Dataset with one block per unit, so each unit is one read task on some worker.
+2. Each task runs the local engine's per-unit function (`curate.ingest.convert_unit`: connector, checks, quality
+   flags), skips the episodes the lake already holds unchanged (same id, same source fingerprint), and for every
+   chunk of episodes (bounded by
    count and bytes, so a worker's memory does not grow with the corpus) writes the steps and frames as Lance data
    files (`lance.fragment.write_fragments`) without committing them. It returns only small metadata: the fragment
    descriptions and the episode rows.
@@ -18,10 +20,13 @@ How it runs:
    local engine, so a crash anywhere leaves the lake as it was. Large runs commit in waves of `commit_every`
    episodes so the driver's memory stays bounded too; each wave is atomic.
 
-Retries and resume: a failed task is re-run by Ray (`max_retries`, application errors included). The fragments
-the failed attempt wrote were never reported, so they are never committed: no episode is duplicated (and episode
-ids are deterministic, so a replay replaces rather than adds). An interrupted run keeps its committed waves; the
-next run skips every episode already stored unchanged, like a local re-ingest.
+Retries and resume: a task whose worker or node dies is re-run by Ray core; an error raised inside the task is
+retried `max_retries` times (a connector's own error about a record is not an error of the task: it is a rejected
+episode, as locally). A task returns its records only after the whole unit is converted, so the fragments of a
+failed attempt are never reported and never committed: no episode is duplicated (and episode ids are
+deterministic, so a replay replaces rather than adds). An interrupted run keeps its committed waves; the next run
+skips every episode already stored unchanged, like a local re-ingest. Uncommitted data files of failed attempts
+are unreferenced by any table version; they cost disk only.
 """
 
 from __future__ import annotations
@@ -31,23 +36,23 @@ import logging
 import os
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 
-from connectors.base import BadEpisode, Connector, SourceOptions
+from connectors.base import BadEpisode
 from curate.errors import ConfigError, IngestError
+from curate.ingest import IngestProgress, IngestReport, Rejection, WorkUnit, convert_unit, plan_units
 from curate.lake import BATCH_BYTES, FRAMES, LAKE_EPISODES_SCHEMA, STEPS, TABLE_SCHEMAS, Lake, check_id
 from schemas import FRAMES_SCHEMA, STEPS_SCHEMA, Episode
 from schemas.arrow import model_to_row
 from schemas.episode import EPISODE_ROW_EXCLUDE
 
-Progress = Callable[[str, int, int], None]
-"""progress(stage, done, total): stage is "units" (tasks finished of all) or "commit"."""
-OnBad = Literal["report", "fail"]
+COUNT_FIELDS = ("episodes", "steps", "unchanged", "replaced", "rejected")
 ENV_PASSTHROUGH = ("AWS_", "GOOGLE_", "CURATE_", "HF_HUB_OFFLINE", "RAY_USAGE_STATS_ENABLED")
 """Environment variables handed to Ray workers (object-store credentials and endpoints, curate settings)."""
 EPISODES_PER_FRAGMENT = 256
@@ -55,26 +60,6 @@ FRAGMENT_BYTES = min(BATCH_BYTES, 128 * 1024 * 1024)
 """A task writes a fragment when its chunk reaches this many episodes or frame bytes: its memory bound."""
 COMMIT_EVERY = 50_000
 """Episodes per driver commit (one wave). A run smaller than this commits exactly once."""
-
-
-@dataclass
-class RayIngestReport:
-    """What a distributed ingest did."""
-
-    units: int = 0
-    episodes_written: int = 0
-    episodes_unchanged: int = 0
-    steps_written: int = 0
-    replaced: int = 0
-    commits: int = 0
-    fragments: int = 0
-    version: int | None = None
-    bad: list[dict[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
-    episodes_per_s: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # --------------------------------------------------------------------------------------------- the Ray session
@@ -151,6 +136,7 @@ def episode_rows(episodes: Iterable[Episode]) -> tuple[pa.Table, pa.Table, pa.Ta
             pa.Table.from_pylist(frame_rows, schema=FRAMES_SCHEMA))
 
 
+
 def _chunks(items: Iterable[Episode | BadEpisode], *, max_episodes: int,
             max_bytes: int) -> Iterator[list[Episode | BadEpisode]]:
     """Group a unit's stream into chunks of at most `max_episodes` episodes or `max_bytes` frame bytes."""
@@ -179,43 +165,70 @@ def _write_fragments(table: pa.Table, lake: Lake, name: str) -> list[str]:
     return [json.dumps(f.to_json()) for f in frags]
 
 
-def stage_unit(unit: str, *, connector: Connector, options: SourceOptions, lake_uri: str,
-               storage_options: dict[str, str], skip: str = "unchanged", max_episodes: int = EPISODES_PER_FRAGMENT,
-               max_bytes: int = FRAGMENT_BYTES) -> Iterator[dict[str, Any]]:
-    """Convert one work unit and write its steps and frames as uncommitted fragments (runs in a Ray task).
+def _source_name(source: str) -> str:
+    return source.rstrip("/").split("/")[-1] or source
 
-    Yields one small record per chunk: the unit, the episode rows (Arrow IPC bytes), the fragment JSON of steps and
-    frames, counts and the unit's bad episodes. A unit without episodes still yields one record.
+
+def stage_unit(unit: WorkUnit, *, lake_uri: str, storage_options: dict[str, str],
+               max_episodes: int = EPISODES_PER_FRAGMENT, max_bytes: int = FRAGMENT_BYTES) -> list[dict[str, Any]]:
+    """Convert one work unit (`curate.ingest.convert_unit`) and write its steps and frames as uncommitted fragments.
+
+    Runs in a Ray task. Episodes stored with the same source fingerprint are skipped as unchanged. Returns one
+    small record per chunk: the episode rows (Arrow IPC bytes), the fragments of steps and frames (JSON), counts
+    per dataset, rejections and warnings. A unit without episodes still gives one record.
     """
     lake = Lake(lake_uri, storage_options=storage_options, read_only=True)
-    emitted = False
-    for chunk in _chunks(connector.episodes(unit, options), max_episodes=max_episodes, max_bytes=max_bytes):
+    fallback = unit.options.dataset or _source_name(unit.source)
+    records = []
+    for chunk in _chunks(convert_unit(unit), max_episodes=max_episodes, max_bytes=max_bytes):
         good = [e for e in chunk if isinstance(e, Episode)]
-        bad = [asdict(b) for b in chunk if isinstance(b, BadEpisode)]
-        unchanged = 0
-        if skip == "unchanged" and good:
-            stored = lake.refresh().revisions([e.episode_id for e in good])
-            fresh = [e for e in good if stored.get(e.episode_id) != e.source.fingerprint]
-            unchanged, good = len(good) - len(fresh), fresh
-        rows, steps, frames = episode_rows(good)
+        counts: dict[str, dict[str, int]] = {}
+        rejections, warns = [], []
+        dataset = good[0].dataset if good else fallback
+        for item in chunk:
+            if isinstance(item, Episode):
+                dataset = item.dataset
+            elif item.record == "warning":
+                warns.append(item.reason)
+            else:
+                counts.setdefault(dataset, dict.fromkeys(COUNT_FIELDS, 0))["rejected"] += 1
+                rejections.append({"dataset": dataset, "file": item.file, "record": item.record,
+                                   "reason": item.reason})
+        stored = lake.refresh().revisions([e.episode_id for e in good]) if good else {}
+        fresh = []
+        for ep in {e.episode_id: e for e in good}.values():
+            c = counts.setdefault(ep.dataset, dict.fromkeys(COUNT_FIELDS, 0))
+            if stored.get(ep.episode_id) == ep.source.fingerprint:
+                c["unchanged"] += 1
+                continue
+            fresh.append(ep)
+            c["episodes"] += 1
+            c["steps"] += ep.n_steps
+            c["replaced"] += ep.episode_id in stored
+        rows, steps, frames = episode_rows(fresh)
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, rows.schema) as writer:
             writer.write_table(rows)
-        emitted = True
-        yield {"unit": unit, "episodes_ipc": sink.getvalue().to_pybytes(), "n_episodes": rows.num_rows,
-               "n_steps": steps.num_rows, "n_unchanged": unchanged, "bad": json.dumps(bad),
-               "steps_fragments": json.dumps(_write_fragments(steps, lake, STEPS)),
-               "frames_fragments": json.dumps(_write_fragments(frames, lake, FRAMES))}
-    if not emitted:
-        yield {"unit": unit, "episodes_ipc": b"", "n_episodes": 0, "n_steps": 0, "n_unchanged": 0, "bad": "[]",
-               "steps_fragments": "[]", "frames_fragments": "[]"}
+        records.append({"unit": unit.unit, "episodes_ipc": sink.getvalue().to_pybytes(), "n_episodes": rows.num_rows,
+                        "counts": json.dumps(counts), "rejections": json.dumps(rejections),
+                        "warnings": json.dumps(warns),
+                        "steps_fragments": json.dumps(_write_fragments(steps, lake, STEPS)),
+                        "frames_fragments": json.dumps(_write_fragments(frames, lake, FRAMES))})
+    if not records:
+        records.append({"unit": unit.unit, "episodes_ipc": b"", "n_episodes": 0, "counts": "{}", "rejections": "[]",
+                        "warnings": "[]", "steps_fragments": "[]", "frames_fragments": "[]"})
+    return records
 
 
-def _stage_batch(batch: dict[str, Any], **kwargs: Any) -> dict[str, list[Any]]:
-    """Ray Data map_batches adapter: a batch of units in, one output row per staged chunk out."""
+def _stage_batch(batch: dict[str, Any], *, units: Sequence[WorkUnit], **kwargs: Any) -> dict[str, list[Any]]:
+    """Ray Data map_batches adapter: unit indices in, one output row per staged chunk out.
+
+    The whole unit is converted before anything is returned, so a failed attempt emits nothing: only a
+    successful attempt's fragments ever reach the driver.
+    """
     out: dict[str, list[Any]] = {}
-    for unit in batch["unit"]:
-        for record in stage_unit(str(unit), **kwargs):
+    for index in batch["index"]:
+        for record in stage_unit(units[int(index)], **kwargs):
             for key, value in record.items():
                 out.setdefault(key, []).append(value)
     return out
@@ -230,7 +243,6 @@ class _Wave:
     steps: list[str] = field(default_factory=list)
     frames: list[str] = field(default_factory=list)
     episodes: int = 0
-    steps_count: int = 0
 
     def add(self, record: dict[str, Any]) -> None:
         if record["n_episodes"]:
@@ -238,7 +250,6 @@ class _Wave:
         self.steps.extend(json.loads(record["steps_fragments"]))
         self.frames.extend(json.loads(record["frames_fragments"]))
         self.episodes += int(record["n_episodes"])
-        self.steps_count += int(record["n_steps"])
 
 
 def commit_fragments(lake: Lake, name: str, fragments: Sequence[str]) -> int:
@@ -261,96 +272,333 @@ def commit_fragments(lake: Lake, name: str, fragments: Sequence[str]) -> int:
     return len(frags)
 
 
-def _commit_wave(lake: Lake, wave: _Wave, report: RayIngestReport) -> None:
+def _commit_wave(lake: Lake, wave: _Wave, report: IngestReport) -> None:
     """Steps, then frames, then the episode rows: episodes become visible at the last commit only."""
-    report.fragments += commit_fragments(lake, STEPS, wave.steps)
-    report.fragments += commit_fragments(lake, FRAMES, wave.frames)
+    commit_fragments(lake, STEPS, wave.steps)
+    commit_fragments(lake, FRAMES, wave.frames)
     if wave.rows:
-        result = lake.commit_staged(pa.concat_tables(wave.rows))
-        report.episodes_written += result.episodes
-        report.replaced += result.replaced
-        report.version = result.version
-        report.commits += 1
-    report.steps_written += wave.steps_count
+        report.version = lake.commit_staged(pa.concat_tables(wave.rows)).version
 
 
-def ingest_ray(source: str, lake: Lake | str, *, format: str | Connector, options: SourceOptions | None = None,
-               address: str | None = None, num_cpus: int | None = None, skip: str = "unchanged",
-               on_bad: OnBad = "report", commit_every: int = COMMIT_EVERY,
-               max_episodes: int = EPISODES_PER_FRAGMENT, max_retries: int = 3,
-               progress: Progress | None = None) -> RayIngestReport:
-    """Ingest `source` into `lake` on Ray Data (see the module docstring).
+def ingest_ray(
+    sources: str | Iterable[str],
+    *,
+    lake: str | Lake,
+    format: str = "auto",
+    dataset: str | None = None,
+    splits: Iterable[str] = (),
+    strict: bool = False,
+    on_error: str | None = None,
+    progress: Callable[[IngestProgress], None] | None = None,
+    extra: dict[str, Any] | None = None,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    commit_every: int = COMMIT_EVERY,
+    max_episodes: int = EPISODES_PER_FRAGMENT,
+    max_retries: int = 3,
+) -> IngestReport:
+    """`curate.ingest.ingest` on Ray Data: same units, same per-unit conversion, same report (module docstring).
 
     Args:
-        format: a registered connector name, or a connector instance.
-        address: a Ray cluster to join ("auto", "ray://host:10001"); None starts a local Ray.
-        num_cpus: CPUs of a local Ray (default: all).
-        skip: "unchanged" skips episodes stored with the same source fingerprint; "none" rewrites everything.
-        on_bad: "report" lists damaged episodes and goes on; "fail" stops before any commit if there is one.
-        commit_every: episodes per atomic commit wave.
-        max_retries: times Ray re-runs a failed unit task.
+        sources, lake, format, dataset, splits, strict, on_error, progress, extra: as for `curate.ingest.ingest`.
+        address: a Ray cluster to join ("auto", "ray://head:10001"); None starts a local Ray.
+        num_cpus: CPUs of a local Ray (default: all of the machine).
+        commit_every: episodes per atomic commit wave (a strict run commits once, at the end).
+        max_episodes: episodes per written fragment (a task's memory bound, with FRAGMENT_BYTES).
+        max_retries: times a failed unit task is re-run (a dead worker or node, or an error in the task).
 
     Returns:
-        A RayIngestReport.
+        The `IngestReport`.
 
     Raises:
-        IngestError: a unit failed after its retries, or (on_bad="fail") a damaged episode was found.
+        IngestError: `strict` and a bad episode (nothing committed; report at `exc.report`), or a unit task
+            failed after its retries (what was committed before stays; run again to resume).
     """
-    from connectors import registry
-
-    if skip not in ("unchanged", "none"):
-        raise ConfigError(f"skip must be 'unchanged' or 'none', got {skip!r}")
-    if on_bad not in ("report", "fail"):
-        raise ConfigError(f"on_bad must be 'report' or 'fail', got {on_bad!r}")
+    policy = on_error or ("stop" if strict else "skip")
+    if policy not in ("skip", "stop"):
+        raise ConfigError(f"on_error must be 'skip' or 'stop', got {policy!r}")
+    if commit_every < 1:
+        raise ConfigError("commit_every must be at least 1")
     started = time.perf_counter()
-    the_lake = lake if isinstance(lake, Lake) else Lake.create(lake)
+    source_list = [str(sources)] if isinstance(sources, (str, os.PathLike)) else [str(s) for s in sources]
+    units, formats = plan_units(source_list, format=format, dataset=dataset, splits=splits, extra=extra)
+    the_lake = lake if isinstance(lake, Lake) else Lake.create(str(lake))
     the_lake._require_writable()
-    connector = registry.get(format) if isinstance(format, str) else format
-    options = options or SourceOptions()
-    units = connector.list_units(source, options)
-    report = RayIngestReport(units=len(units))
-    if not units:
-        report.version = the_lake.version
-        return report
+    report = IngestReport(lake=the_lake.uri, sources=source_list, formats=formats, units=len(units))
+    wave_limit = commit_every if policy == "skip" else None
+    units_done = 0
+
+    def emit() -> None:
+        if progress is not None:
+            progress(IngestProgress(report.episodes, report.steps, report.unchanged, report.rejected, units_done,
+                                    len(units), time.perf_counter() - started))
+
     with ray_session(address, num_cpus=num_cpus):
         import ray.data
 
         ctx = _quiet_data_context()
-        ctx.max_errored_blocks = 0
-        ctx.retried_map_errors = max_retries > 0  # application errors too; a dead worker is retried by Ray core
+        ctx.retried_map_errors = max_retries > 0  # an error inside the task; a dead worker is retried by Ray core
         ctx.max_map_retries = max_retries
-        items = ray.data.from_items([{"unit": u} for u in units], override_num_blocks=len(units))
-        staged = items.map_batches(
-            _stage_batch, batch_size=1, zero_copy_batch=True,
-            fn_kwargs={"connector": connector, "options": options, "lake_uri": the_lake.uri,
-                       "storage_options": the_lake.storage_options, "skip": skip, "max_episodes": max_episodes},
-            num_cpus=1)
+        items = ray.data.from_items([{"index": i} for i in range(len(units))], override_num_blocks=len(units))
+        with warnings.catch_warnings():  # Ray 2.60 deprecates ray_remote_args; Ray's default retries forever
+            warnings.simplefilter("ignore")
+            staged = items.map_batches(
+                _stage_batch, batch_size=1, num_cpus=1, max_retries=max_retries,
+                fn_kwargs={"units": units, "lake_uri": the_lake.uri, "storage_options": the_lake.storage_options,
+                           "max_episodes": max_episodes})
         wave = _Wave()
-        finished: set[str] = set()
+        seen_units: set[str] = set()
         try:
             for record in staged.iter_rows():
                 wave.add(record)
-                report.episodes_unchanged += int(record["n_unchanged"])
-                report.bad.extend(json.loads(record["bad"]))
-                if on_bad == "fail" and report.bad:
-                    first = report.bad[0]
-                    raise IngestError(f"bad episode in {first['file']} ({first['record']}): {first['reason']}; "
-                                      "nothing was committed from this wave (use on_bad='report' to skip it)")
-                finished.add(record["unit"])
-                if progress is not None:
-                    progress("units", len(finished), len(units))
-                if wave.episodes >= commit_every:
+                for name, c in json.loads(record["counts"]).items():
+                    counts = report.counts(name)
+                    for key in COUNT_FIELDS:
+                        setattr(counts, key, getattr(counts, key) + c[key])
+                report.rejections.extend(Rejection(**r) for r in json.loads(record["rejections"]))
+                report.warnings.extend(w for w in json.loads(record["warnings"]) if w not in report.warnings)
+                if policy == "stop" and report.rejections:
+                    first = report.rejections[0]
+                    report.stopped = f"{first.file} record {first.record}: {first.reason}"
+                    break
+                if wave_limit is not None and wave.episodes >= wave_limit:
                     _commit_wave(the_lake, wave, report)
                     wave = _Wave()
-        except IngestError:
-            raise
-        except Exception as exc:  # a unit that failed after its retries: committed waves stay, nothing else
-            raise IngestError(f"distributed ingest of {source} failed: {exc}; {report.episodes_written} episodes "
-                              "were committed before; re-run the same command to resume") from exc
+                if record["unit"] not in seen_units:
+                    seen_units.add(record["unit"])
+                    units_done = len(seen_units)
+                emit()
+        except Exception as exc:  # a unit task failed after its retries: committed waves stay, nothing else
+            raise IngestError(f"distributed ingest failed: {exc}; the {report.episodes - wave.episodes} episodes "
+                              "committed before stay; run the same command again to resume") from exc
+        if report.stopped:
+            report.committed = False
+            report.version = the_lake.refresh().version
+            report.seconds = time.perf_counter() - started
+            error = IngestError(f"--strict: stopped at the first bad episode ({report.stopped}); "
+                                "nothing of this run was committed")
+            error.report = report  # type: ignore[attr-defined]
+            raise error
         _commit_wave(the_lake, wave, report)
-    if progress is not None:
-        progress("commit", len(units), len(units))
-    report.version = report.version if report.version is not None else the_lake.refresh().version
+    if report.version is None:
+        report.version = the_lake.refresh().version
+    report.seconds = time.perf_counter() - started
+    emit()
+    return report
+
+
+# --------------------------------------------------------------------------------------------- embedding
+class _Preprocessor:
+    """What the decode tasks need of a model: its image preprocessing only (no weights shipped to them)."""
+
+    def __init__(self, preprocess: Any) -> None:
+        self.preprocess = preprocess
+
+
+def _decode_chunk(batch: dict[str, Any], *, lake_uri: str, storage_options: dict[str, str], preprocess: Any,
+                  policy: str) -> dict[str, list[Any]]:
+    """CPU stage: read and decode the keyframes of a chunk of episodes (`curate.embed._load_batch`)."""
+    from curate.embed import _load_batch
+
+    lake = Lake(lake_uri, storage_options=storage_options, read_only=True)
+    out: dict[str, list[Any]] = {"rows": [], "images": [], "shape": [], "meta": [], "errors": []}
+    for rows_json in batch["rows"]:
+        rows = json.loads(rows_json)
+        loaded = _load_batch(lake, rows, _Preprocessor(preprocess), policy)  # type: ignore[arg-type]
+        images = loaded["images"]
+        array = images.numpy().astype("float32") if images is not None else None
+        out["rows"].append(rows_json)
+        out["images"].append(array.tobytes() if array is not None else b"")
+        out["shape"].append(json.dumps(list(array.shape) if array is not None else []))
+        out["meta"].append(json.dumps(loaded["meta"]))
+        out["errors"].append(json.dumps(loaded["errors"]))
+    return out
+
+
+def vector_rows(rows: list[dict[str, Any]], meta: list[tuple[str, int, str]], img_vecs: Any, texts: list[Any],
+                txt_vecs: Any, errors: list[str]) -> list[dict[str, Any]]:
+    """The vector rows of a chunk, as `curate.embed.embed_lake` makes them: images, texts, then episode means."""
+    import numpy as np
+
+    out: list[dict[str, Any]] = []
+    by_ep: dict[str, list[Any]] = {}
+    info = {r["episode_id"]: r for r in rows}
+    for (eid, idx, cam), vec in zip(meta, img_vecs, strict=True):
+        r = info[eid]
+        by_ep.setdefault(eid, []).append(vec)
+        out.append({"episode_id": eid, "key": r["key"], "dataset": r["dataset"], "kind": "image",
+                    "item": f"{cam}@{idx}", "camera": cam, "step": idx, "text": None, "vector": vec})
+    for (r, kind, item, text), vec in zip(texts, txt_vecs, strict=True):
+        out.append({"episode_id": r["episode_id"], "key": r["key"], "dataset": r["dataset"], "kind": kind,
+                    "item": item, "camera": None, "step": None, "text": text, "vector": vec})
+    for r in rows:
+        vecs = by_ep.get(r["episode_id"])
+        if vecs:
+            mean = np.mean(vecs, axis=0)
+        else:  # no decodable frame: fall back to the instruction so the episode still has a place
+            own = [v for (rr, *_), v in zip(texts, txt_vecs, strict=True) if rr["episode_id"] == r["episode_id"]]
+            if not own:
+                errors.append(f"{r['episode_id']}: no keyframe and no text to embed")
+                continue
+            mean = np.mean(own, axis=0)
+        mean = mean / (np.linalg.norm(mean) or 1.0)
+        out.append({"episode_id": r["episode_id"], "key": r["key"], "dataset": r["dataset"], "kind": "episode",
+                    "item": "episode", "camera": None, "step": None, "text": None,
+                    "vector": mean.astype(np.float32)})
+    return out
+
+
+class _Encoder:
+    """Model stage: a Ray actor holding one CLIP (on a GPU when it has one) that turns decoded chunks into vectors."""
+
+    def __init__(self, arch: str, pretrained: str | None, device: str, allow_random: bool) -> None:
+        from curate.models import load_model
+
+        self.model = load_model(arch, pretrained, device=device, allow_random=allow_random)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        import numpy as np
+        import torch
+
+        from curate.embed import _episode_texts
+
+        out: dict[str, list[Any]] = {"vectors": [], "ids": [], "episodes": [], "images": [], "texts": [],
+                                     "errors": []}
+        for rows_json, blob, shape_json, meta_json, errors_json in zip(
+                batch["rows"], batch["images"], batch["shape"], batch["meta"], batch["errors"], strict=True):
+            rows = json.loads(rows_json)
+            shape = json.loads(shape_json)
+            meta = [tuple(m) for m in json.loads(meta_json)]
+            errors = json.loads(errors_json)
+            if shape:
+                images = torch.from_numpy(np.frombuffer(blob, dtype=np.float32).reshape(shape).copy())
+                img_vecs = self.model.encode_images(images)
+            else:
+                img_vecs = np.zeros((0, self.model.dim), dtype=np.float32)
+            texts = [(r, kind, item, text) for r in rows for kind, item, text in _episode_texts(r)]
+            txt_vecs = self.model.encode_texts([t for *_, t in texts])
+            vrows = vector_rows(rows, meta, img_vecs, texts, txt_vecs, errors)
+            out["vectors"].append(_vectors_ipc(vrows, self.model.dim))
+            out["ids"].append(json.dumps({r["episode_id"]: r["key"] for r in vrows if r["kind"] == "episode"}))
+            out["episodes"].append(len(rows))
+            out["images"].append(len(meta))
+            out["texts"].append(len(texts))
+            out["errors"].append(json.dumps(errors))
+        return out
+
+
+def _vectors_ipc(rows: list[dict[str, Any]], dim: int) -> bytes:
+    """Vector rows as Arrow IPC bytes in the vectors table's schema."""
+    import numpy as np
+
+    from curate.embed import vectors_schema
+
+    schema = vectors_schema(dim)
+    vecs = np.stack([r["vector"] for r in rows]).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
+    arrays = [pa.array([r[n] for r in rows], type=schema.field(n).type) for n in schema.names if n != "vector"]
+    arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1), type=pa.float32()), dim))
+    sink = pa.BufferOutputStream()
+    table = pa.Table.from_arrays(arrays, schema=schema)
+    with pa.ipc.new_stream(sink, schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def embed_ray(lake: Lake | str, *, model: Any = None, arch: str | None = None, pretrained: str | None = None,
+              device: str = "auto", batch: int = 64, where: str | None = None, keyframes: str = "first,middle,last",
+              activate: bool = True, allow_random: bool = False, address: str | None = None,
+              num_cpus: int | None = None, model_actors: int = 1,
+              progress: Callable[[str, int, int], None] | None = None) -> Any:
+    """`curate.embed.embed_lake` on Ray Data: CPU decode tasks feeding CLIP model actors (GPU when available).
+
+    Same plan (only new or changed episodes), same keyframes, same model, same rows as the local engine; the
+    driver appends the vectors and removes the episodes' older rows as `embed_lake` does.
+
+    Args:
+        model: an already loaded `ClipModel` (its arch and weights are loaded again by each model actor); else
+            one is loaded from `arch` + `pretrained`.
+        model_actors: how many model replicas (one GPU each when the cluster has GPUs).
+        address, num_cpus: as for `ingest_ray`.
+        Others: as for `curate.embed.embed_lake`.
+
+    Returns:
+        A `curate.embed.EmbedReport`.
+    """
+    import numpy as np
+
+    from curate import embed as local
+    from curate.models import load_model
+
+    the_lake = lake if isinstance(lake, Lake) else Lake(str(lake))
+    the_lake._require_writable()
+    if batch < 1:
+        raise ConfigError("--batch must be at least 1")
+    local.keyframe_indices(3, keyframes)
+    started = time.perf_counter()
+    model = model or load_model(arch, pretrained, device="cpu", allow_random=allow_random)
+    if model.pretrained is None:
+        raise ConfigError("the Ray engine needs weights every model actor can load (a pretrained tag or a checkpoint "
+                          "file); save random weights with curate.models.make_random_checkpoint first")
+    report = local.EmbedReport(model_id=model.model_id)
+    todo, stale = local.plan(the_lake, model_id=model.model_id, where=where, keyframes=keyframes)
+    report.episodes_seen = todo.height
+    import lancedb
+
+    db = lancedb.connect(the_lake.uri, storage_options=the_lake.storage_options or None)
+    name = local.table_name(model.model_id)
+    schema = local.vectors_schema(model.dim)
+    table = db.create_table(name, schema=schema, exist_ok=True)
+    if table.schema.field("vector").type != schema.field("vector").type:
+        raise local.ModelMismatchError(f"{name} holds vectors of another dimension than {model.model_id}")
+    if stale:
+        report.rows_deleted += local._delete(table, stale)
+    rows = todo.to_dicts()
+    per_ep = max(1, len(local.keyframe_indices(max(1, int(np.median([r["n_steps"] or 1 for r in rows] or [1]))),
+                                               keyframes)) * 2)
+    chunk_size = max(1, batch // per_ep)
+    chunks = [json.dumps(rows[i:i + chunk_size], default=str) for i in range(0, len(rows), chunk_size)]
+    done = 0
+    if chunks:
+        with ray_session(address, num_cpus=num_cpus) as ray:
+            import ray.data
+
+            _quiet_data_context()
+            gpus = int(ray.cluster_resources().get("GPU", 0))
+            items = ray.data.from_items([{"rows": c} for c in chunks], override_num_blocks=len(chunks))
+            decoded = items.map_batches(
+                _decode_chunk, batch_size=1, num_cpus=1,
+                fn_kwargs={"lake_uri": the_lake.uri, "storage_options": the_lake.storage_options,
+                           "preprocess": model.preprocess, "policy": keyframes})
+            encoded = decoded.map_batches(
+                _Encoder, batch_size=1, concurrency=model_actors, num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1,
+                fn_constructor_kwargs={"arch": model.arch, "pretrained": model.pretrained,
+                                       "device": device if gpus or device != "auto" else "cpu",
+                                       "allow_random": allow_random})
+            pending: list[dict[str, Any]] = []
+            pending_ids: dict[str, str] = {}
+            for record in encoded.iter_rows():
+                vectors = pa.ipc.open_stream(record["vectors"]).read_all()
+                for r in vectors.to_pylist():
+                    r["vector"] = np.asarray(r["vector"], dtype=np.float32)
+                    pending.append(r)
+                pending_ids.update(json.loads(record["ids"]))
+                report.images += int(record["images"])
+                report.texts += int(record["texts"])
+                report.errors.extend(json.loads(record["errors"]))
+                done += int(record["episodes"])
+                if len(pending) >= 4096:
+                    report.rows_deleted += local._commit(table, pending, pending_ids, schema)
+                    pending, pending_ids = [], {}
+                if progress is not None:
+                    progress("embed", done, len(rows))
+            if pending:
+                report.rows_deleted += local._commit(table, pending, pending_ids, schema)
+    report.episodes_embedded = done
+    report.episodes_skipped = the_lake.count(where) - done
+    local._maybe_index(table)
+    local.register_model(the_lake, model, activate=activate)
     report.seconds = round(time.perf_counter() - started, 3)
-    report.episodes_per_s = round(report.episodes_written / report.seconds, 1) if report.seconds else 0.0
+    report.images_per_s = round(report.images / report.seconds, 1) if report.seconds else 0.0
+    if progress is not None:
+        progress("embed", len(rows), len(rows))
     return report

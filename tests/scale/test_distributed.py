@@ -2,34 +2,40 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from connectors import registry
-from connectors.base import BadEpisode, SourceOptions
-from connectors.lerobot.connector import LeRobotConnector
 from curate.doctor import check_lake
-from curate.errors import IngestError
+from curate.ingest import IngestProgress, ingest
 from curate.lake import Lake
-from schemas import Episode
+from tests.scale import crashy
 
 pytestmark = pytest.mark.ray
 SKIP_COLUMNS = {"revision", "ingested_at"}
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def ray_local() -> Iterator[None]:
-    """One small local Ray for the module: 2 CPUs, no dashboard, usage statistics off; shut down after."""
-    ray = pytest.importorskip("ray", reason="the Ray engine needs ray[data]")
-    import os
+def ray_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One small local Ray for the module (2 CPUs, no dashboard, usage statistics off), shut down after.
 
+    Yields the directory where the crash-once connector leaves its marks.
+    """
+    ray = pytest.importorskip("ray", reason="the Ray engine needs ray[data]")
+    marks = tmp_path_factory.mktemp("marks")
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    os.environ[crashy.MARKS_ENV] = str(marks)
+    crashy.register_all()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"worker_process_setup_hook": crashy.register_all,
+                          "env_vars": {crashy.MARKS_ENV: str(marks), "RAY_USAGE_STATS_ENABLED": "0",
+                                       "PYTHONPATH": str(REPO)}})
     try:
-        yield
+        yield marks
     finally:
         ray.shutdown()
 
@@ -47,104 +53,98 @@ def lerobot_source(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(root)
 
 
-def _local_ingest(source: str, lake: Lake) -> list[str]:
-    """What the local engine does with a connector: stream every unit's episodes into the lake."""
-    conn = registry.get("lerobot")
-    units = conn.list_units(source, SourceOptions())
-    episodes = [e for u in units for e in conn.episodes(u, SourceOptions()) if isinstance(e, Episode)]
-    lake.write_episodes(episodes)
-    return [e.episode_id for e in episodes]
-
-
 def _rows(lake: Lake) -> list[dict]:
     frame = lake.episodes().sort("episode_id")
     return [{k: v for k, v in r.items() if k not in SKIP_COLUMNS} for r in frame.to_dicts()]
 
 
-class FlakyConnector(LeRobotConnector):
-    """LeRobot, except the first attempt at each unit dies after its first episode (a worker crash)."""
-
-    def __init__(self, marks: str = "") -> None:
-        self.marks = marks
-
-    def episodes(self, unit: str, options: SourceOptions) -> Iterator[Episode | BadEpisode]:
-        mark = Path(self.marks) / (unit.rsplit("/", 1)[-1] + ".tried")
-        for episode in super().episodes(unit, options):
-            yield episode
-            if not mark.exists():
-                mark.touch()
-                raise RuntimeError(f"simulated worker failure in {unit}")
-
-
-class BrokenConnector(LeRobotConnector):
-    """LeRobot, except one unit always fails (an ingest interrupted part-way)."""
-
-    def __init__(self, broken_suffix: str = "") -> None:
-        self.broken_suffix = broken_suffix
-
-    def episodes(self, unit: str, options: SourceOptions) -> Iterator[Episode | BadEpisode]:
-        if unit.endswith(self.broken_suffix):
-            raise RuntimeError(f"simulated crash in {unit}")
-        yield from super().episodes(unit, options)
-
-
-def test_ray_ingest_writes_the_same_episodes_as_the_local_engine(ray_local: None, lerobot_source: str,
+def test_ray_ingest_writes_the_same_episodes_as_the_local_engine(ray_local: Path, lerobot_source: str,
                                                                  tmp_path: Path) -> None:
     from curate.distributed import ingest_ray
 
-    local = Lake.create(tmp_path / "local")
-    ids = _local_ingest(lerobot_source, local)
-    report = ingest_ray(lerobot_source, str(tmp_path / "ray"), format="lerobot")
-    on_ray = Lake(tmp_path / "ray")
-    assert report.units == 6 and report.episodes_written == 6 and report.commits == 1
-    assert sorted(on_ray.episodes(columns=["episode_id"])["episode_id"].to_list()) == sorted(ids)
-    assert _rows(on_ray) == _rows(local)
-    for episode_id in ids:
-        a, b = local.episode(episode_id, frames="eager"), on_ray.episode(episode_id, frames="eager")
-        assert len(a.steps) == len(b.steps) == a.n_steps
-        np.testing.assert_allclose([s.action for s in a.steps], [s.action for s in b.steps], rtol=1e-6)
-        assert [f.data for s in a.steps for f in s.frames] == [f.data for s in b.steps for f in s.frames]
-    assert check_lake(on_ray).ok
+    local = ingest(lerobot_source, lake=str(tmp_path / "local"))
+    report = ingest_ray(lerobot_source, lake=str(tmp_path / "ray"))
+    a, b = Lake(tmp_path / "local"), Lake(tmp_path / "ray")
+    assert report.units == local.units == 6
+    assert report.to_dict()["totals"] == local.to_dict()["totals"]
+    assert report.to_dict()["datasets"] == local.to_dict()["datasets"]
+    assert b.version == 1  # one atomic commit
+    assert _rows(b) == _rows(a)
+    for episode_id in a.episodes(columns=["episode_id"])["episode_id"].to_list():
+        ea, eb = a.episode(episode_id, frames="eager"), b.episode(episode_id, frames="eager")
+        assert len(ea.steps) == len(eb.steps) == ea.n_steps
+        np.testing.assert_allclose([s.action for s in ea.steps], [s.action for s in eb.steps], rtol=1e-6)
+        assert [f.data for s in ea.steps for f in s.frames] == [f.data for s in eb.steps for f in s.frames]
+    assert check_lake(b).ok
 
 
-def test_reingest_on_ray_adds_nothing(ray_local: None, lerobot_source: str, tmp_path: Path) -> None:
+def test_reingest_on_ray_adds_nothing(ray_local: Path, lerobot_source: str, tmp_path: Path) -> None:
     from curate.distributed import ingest_ray
 
-    first = ingest_ray(lerobot_source, str(tmp_path / "lake"), format="lerobot")
-    again = ingest_ray(lerobot_source, str(tmp_path / "lake"), format="lerobot")
-    assert again.episodes_written == 0 and again.episodes_unchanged == 6 and again.commits == 0
+    first = ingest_ray(lerobot_source, lake=str(tmp_path / "lake"))
+    again = ingest_ray(lerobot_source, lake=str(tmp_path / "lake"))
+    assert again.episodes == 0 and again.unchanged == 6
     assert again.version == first.version
     assert Lake(tmp_path / "lake").count() == 6
 
 
-def test_a_failed_task_is_retried_and_never_duplicates_an_episode(ray_local: None, lerobot_source: str,
-                                                                  tmp_path: Path) -> None:
+def test_a_crashed_worker_is_retried_and_never_duplicates_an_episode(ray_local: Path, lerobot_source: str,
+                                                                     tmp_path: Path) -> None:
     from curate.distributed import ingest_ray
 
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    report = ingest_ray(lerobot_source, str(tmp_path / "lake"), format=FlakyConnector(str(marks)),
-                        max_episodes=1, max_retries=2)
-    assert len(list(marks.iterdir())) == 6  # every unit failed once
+    report = ingest_ray(lerobot_source, lake=str(tmp_path / "lake"), format=crashy.CrashOnceConnector.name,
+                        max_episodes=1)
+    assert len(list(ray_local.glob("*.tried"))) == 6  # every unit's first attempt died
     lake = Lake(tmp_path / "lake")
-    assert report.episodes_written == lake.count() == 6
+    assert report.episodes == lake.count() == 6 and report.rejected == 0
     steps = lake._dataset("steps").count_rows()
     assert steps == int(lake.episodes(columns=["n_steps"])["n_steps"].sum())  # no step committed twice
     assert check_lake(lake).ok
 
 
-def test_an_interrupted_ray_ingest_resumes_like_a_local_one(ray_local: None, lerobot_source: str,
+def test_an_interrupted_ray_ingest_resumes_like_a_local_one(ray_local: Path, lerobot_source: str,
                                                             tmp_path: Path) -> None:
     from curate.distributed import ingest_ray
 
     lake_uri = str(tmp_path / "lake")
-    with pytest.raises(IngestError, match="re-run the same command to resume"):
-        ingest_ray(lerobot_source, lake_uri, format=BrokenConnector("episode_000005.parquet"), commit_every=2,
-                   max_retries=0)
+
+    def interrupt(p: IngestProgress) -> None:
+        if p.units_done >= 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ingest_ray(lerobot_source, lake=lake_uri, commit_every=2, progress=interrupt)
     committed = Lake(lake_uri).count()
-    assert committed == 4  # two waves of two committed before the crash; the rest never became visible
-    resumed = ingest_ray(lerobot_source, lake_uri, format="lerobot")
-    assert resumed.episodes_unchanged == committed and resumed.episodes_written == 6 - committed
+    assert committed == 4  # two waves of two were committed before Ctrl-C; the rest never became visible
+    resumed = ingest_ray(lerobot_source, lake=lake_uri)
+    assert resumed.unchanged == committed and resumed.episodes == 6 - committed
     lake = Lake(lake_uri)
     assert lake.count() == 6
     assert check_lake(lake).ok
+
+
+def test_ray_embedding_gives_the_same_vectors_as_the_local_engine(ray_local: Path, lerobot_source: str,
+                                                                  tmp_path: Path) -> None:
+    import shutil
+
+    from curate.distributed import embed_ray
+    from curate.embed import embed_lake, load_vectors
+    from curate.models import TINY_ARCH, load_model, make_random_checkpoint
+
+    ingest(lerobot_source, lake=str(tmp_path / "a"))
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    model = load_model(TINY_ARCH, str(make_random_checkpoint(tmp_path / "tiny.pt")), device="cpu")
+    local = embed_lake(Lake(tmp_path / "a"), model=model, batch=8)
+    on_ray = embed_ray(Lake(tmp_path / "b"), model=model, batch=8)
+    assert (on_ray.episodes_embedded, on_ray.images, on_ray.texts) == (local.episodes_embedded, local.images,
+                                                                       local.texts) == (6, local.images, local.texts)
+    assert local.images > 0
+    for kind in ("episode", "image", "instruction"):
+        fa, va = load_vectors(Lake(tmp_path / "a"), kind=kind)
+        fb, vb = load_vectors(Lake(tmp_path / "b"), kind=kind)
+        order_a = np.lexsort([fa["item"].to_numpy(), fa["episode_id"].to_numpy()])
+        order_b = np.lexsort([fb["item"].to_numpy(), fb["episode_id"].to_numpy()])
+        assert fa["episode_id"].to_numpy()[order_a].tolist() == fb["episode_id"].to_numpy()[order_b].tolist()
+        np.testing.assert_allclose(va[order_a], vb[order_b], atol=1e-5)
+    again = embed_ray(Lake(tmp_path / "b"), model=model, batch=8)
+    assert again.episodes_embedded == 0 and again.episodes_skipped == 6

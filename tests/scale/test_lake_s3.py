@@ -94,8 +94,20 @@ def test_cli_stats_ls_show_doctor_read_a_lake_on_s3(s3: S3Endpoint) -> None:
     assert json.loads(doctor.stdout)["ok"] is True
 
 
-def test_cli_demo_builds_a_lake_on_s3(s3: S3Endpoint) -> None:
-    uri = s3.uri("demo")
-    built = run_cli("demo", "--lake", uri, "--no-ui", "--episodes", "4", env=s3.env)
-    assert built.returncode == 0, built.stdout + built.stderr
-    assert Lake(uri).count() == 4
+def test_cli_ingest_writes_a_lake_on_s3_and_reingest_adds_nothing(s3: S3Endpoint, tmp_path) -> None:
+    from curate.demo import write_lerobot
+    from curate.demo.world import build_world
+
+    demos = build_world(20, seed=5)
+    robot = demos[0].robot.name
+    source = write_lerobot.write([d for d in demos if d.robot.name == robot][:3], tmp_path / "src", version="v2.1",
+                                 visual="image")
+    uri = s3.uri("ingested")
+    first = run_cli("ingest", str(source), "--lake", uri, "--json", env=s3.env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert json.loads(first.stdout)["totals"]["episodes"] == 3
+    again = run_cli("ingest", str(source), "--lake", uri, "--json", env=s3.env)
+    assert json.loads(again.stdout)["totals"] == {"episodes": 0, "steps": 0, "unchanged": 3, "rejected": 0}
+    assert Lake(uri).count() == 3
+    episode_id = Lake(uri).episodes(columns=["episode_id"])["episode_id"][0]
+    assert Lake(uri).episode(episode_id, frames="eager").steps[0].frames[0].read_bytes()[:2] == b"\xff\xd8"

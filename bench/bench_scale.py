@@ -1,0 +1,211 @@
+"""Scale benchmark: ingest local vs Ray, embedding, lake size, memory, and ls / search / audit latency.
+
+    .venv/bin/python bench/bench_scale.py --episodes 10000 --work /tmp/bench-scale             # full corpus
+    .venv/bin/python bench/bench_scale.py --episodes 1000 --ray-cpus 1 2 --embed          # quicker
+    .venv/bin/python bench/bench_scale.py --metadata-only 100000 1000000 --work /tmp/bench-meta # big sizes
+
+Corpus runs (`--episodes N`) write an RLDS corpus with bench/corpus.py (one ingest unit per shard of
+`--per-shard` episodes), then print for that size:
+- ingest throughput of the local engine (1 and 2 worker processes) and of the Ray engine for each `--ray-cpus`
+  (episodes/s, steps/s), the Ray per-task overhead (the same Ray pipeline over no-op tasks, per task);
+- lake size on disk per episode; the peak RSS of this process and of its child processes;
+- with `--embed`, embedding throughput of the local engine and the Ray engine over the corpus (curate-tiny, random
+  weights saved to a file: the model is not the point; decode + batching + writes are);
+- `curate ls` (first page of 50 under a filter), `curate search` (text) and `curate audit` latency (median of 5).
+
+Metadata-only runs (`--metadata-only N...`) write N episode rows (no steps or frames, as bench/bench_lake.py does)
+and time `ls`, count and `stats`: what stays on one machine at a million episodes.
+Ray runs inside the offline namespace like the tests: `unshare -rn sh -c 'ip link set lo up; exec ...'`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from bench.corpus import write_rlds
+from curate.lake import Lake
+
+WHERE = 'instruction ~ "cup"'
+
+
+def du(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def median_s(fn: Any, repeat: int = 5) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def peak_rss_mb() -> dict[str, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"self_mb": round(own, 1), "largest_child_mb": round(children, 1)}
+
+
+def ray_task_overhead(units: int, cpus: int) -> float:
+    """Seconds per task of the same Ray Data pipeline shape over no-op tasks (one block per unit)."""
+    import ray
+    import ray.data
+
+    from curate.distributed import ray_session
+
+    with ray_session(None, num_cpus=cpus):
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        ds = ray.data.from_items([{"index": i} for i in range(units)], override_num_blocks=units)
+        t0 = time.perf_counter()
+        list(ds.map_batches(lambda b: b, batch_size=1, num_cpus=1).iter_rows())
+        return (time.perf_counter() - t0) / units
+
+
+def bench_ingest(source: str, work: Path, ray_cpus: list[int]) -> tuple[dict[str, Any], Path]:
+    from curate.distributed import ingest_ray
+    from curate.ingest import ingest
+
+    out: dict[str, Any] = {}
+    last = work / "lake-local-1"
+    for workers in (1, 2):
+        lake = work / f"lake-local-{workers}"
+        shutil.rmtree(lake, ignore_errors=True)
+        report = ingest(source, lake=str(lake), workers=workers)
+        out[f"local_workers_{workers}"] = {"episodes_per_s": round(report.episodes / report.seconds, 1),
+                                           "steps_per_s": round(report.steps / report.seconds, 1),
+                                           "seconds": round(report.seconds, 2), "units": report.units}
+        print("ingest local", workers, out[f"local_workers_{workers}"], flush=True)
+    for cpus in ray_cpus:
+        lake = work / f"lake-ray-{cpus}"
+        shutil.rmtree(lake, ignore_errors=True)
+        report = ingest_ray(source, lake=str(lake), num_cpus=cpus)
+        out[f"ray_cpus_{cpus}"] = {"episodes_per_s": round(report.episodes / report.seconds, 1),
+                                   "steps_per_s": round(report.steps / report.seconds, 1),
+                                   "seconds": round(report.seconds, 2), "units": report.units}
+        print("ingest ray", cpus, out[f"ray_cpus_{cpus}"], flush=True)
+        again = ingest_ray(source, lake=str(lake), num_cpus=cpus)
+        out[f"ray_cpus_{cpus}"]["reingest_unchanged"] = again.unchanged
+        out[f"ray_cpus_{cpus}"]["reingest_seconds"] = round(again.seconds, 2)
+    if ray_cpus:
+        units = out["local_workers_1"]["units"]
+        out["ray_overhead_s_per_task"] = round(ray_task_overhead(units, max(ray_cpus)), 4)
+        print("ray overhead per task", out["ray_overhead_s_per_task"], flush=True)
+    return out, last
+
+
+def bench_embed(lake_dir: Path, work: Path, ray_cpus: list[int]) -> dict[str, Any]:
+    from curate.distributed import embed_ray
+    from curate.embed import embed_lake
+    from curate.models import TINY_ARCH, load_model, make_random_checkpoint
+
+    ckpt = make_random_checkpoint(work / "tiny.pt")
+    model = load_model(TINY_ARCH, str(ckpt), device="cpu")
+    out: dict[str, Any] = {}
+    for engine in ("local", "ray"):
+        copy = work / f"lake-embed-{engine}"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(lake_dir, copy)
+        t0 = time.perf_counter()
+        if engine == "local":
+            report = embed_lake(Lake(copy), model=model, batch=64)
+        else:
+            report = embed_ray(Lake(copy), model=model, batch=64, num_cpus=max(ray_cpus or [2]))
+        seconds = time.perf_counter() - t0
+        out[engine] = {"episodes": report.episodes_embedded, "images": report.images,
+                       "episodes_per_s": round(report.episodes_embedded / seconds, 1),
+                       "images_per_s_end_to_end": round(report.images / seconds, 1), "seconds": round(seconds, 2)}
+        print("embed", engine, out[engine], flush=True)
+    return out
+
+
+def bench_queries(lake_dir: Path) -> dict[str, Any]:
+    from curate.analytics import run_audit
+    from curate.search import search
+
+    lake = Lake(lake_dir, read_only=True)
+    out = {"ls_first_page_s": round(median_s(lambda: lake.refresh().page(WHERE, limit=50, offset=0)), 4),
+           "count_s": round(median_s(lambda: lake.refresh().count(WHERE)), 4)}
+    try:
+        out["search_text_s"] = round(median_s(lambda: search(lake, "put the cup in the bowl", k=10)), 4)
+        out["audit_s"] = round(median_s(lambda: run_audit(lake), repeat=1), 2)
+    except Exception as exc:  # a lake without vectors: report it instead of a number
+        out["search_audit"] = f"not measured: {type(exc).__name__}: {exc}"
+    return out
+
+
+def bench_metadata(n: int, work: Path) -> dict[str, Any]:
+    """N episode rows only, written through the lake's own schema and commit path, then ls / count / stats."""
+    import numpy as np
+
+    from bench.bench_lake import episode_chunk
+    from curate.lake import EPISODES
+
+    path = work / f"meta-{n}"
+    shutil.rmtree(path, ignore_errors=True)
+    lake = Lake.create(path)
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    chunk = 100_000
+    for start in range(0, n, chunk):
+        lake._append(EPISODES, episode_chunk(start, min(chunk, n - start), 50, rng))
+    write_s = time.perf_counter() - t0
+    lake = Lake(path, read_only=True)
+    out = {"episodes": n, "write_s": round(write_s, 1), "bytes_per_episode": round(du(path) / n, 1),
+           "ls_first_page_s": round(median_s(lambda: lake.refresh().page(WHERE, limit=50)), 4),
+           "count_s": round(median_s(lambda: lake.refresh().count(WHERE)), 4),
+           "stats_s": round(median_s(lambda: lake.refresh().stats(), repeat=3), 4)}
+    print("metadata-only", out, flush=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--episodes", type=int, default=0, help="corpus size (RLDS episodes with frames)")
+    parser.add_argument("--per-shard", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--ray-cpus", type=int, nargs="*", default=[1, 2])
+    parser.add_argument("--embed", action="store_true", help="also embed the corpus (local and Ray)")
+    parser.add_argument("--metadata-only", type=int, nargs="*", default=[])
+    parser.add_argument("--work", default="/tmp/bench-scale")
+    parser.add_argument("--json", dest="json_path", help="also write the figures here")
+    args = parser.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"cpus": os.cpu_count()}
+    if args.episodes:
+        t0 = time.perf_counter()
+        source = write_rlds(args.episodes, work / "corpus", steps=args.steps, episodes_per_shard=args.per_shard)
+        results["corpus"] = {"episodes": args.episodes, "write_s": round(time.perf_counter() - t0, 1),
+                             "bytes": du(work / "corpus")}
+        print("corpus", results["corpus"], flush=True)
+        results["ingest"], lake_dir = bench_ingest(source, work, args.ray_cpus)
+        results["lake_bytes_per_episode"] = round(du(lake_dir) / args.episodes, 1)
+        if args.embed:
+            results["embed"] = bench_embed(lake_dir, work, args.ray_cpus)
+            lake_dir = work / "lake-embed-local"
+        results["queries"] = bench_queries(lake_dir)
+        print("queries", results["queries"], flush=True)
+    if args.metadata_only:
+        results["metadata_only"] = [bench_metadata(n, work) for n in args.metadata_only]
+    results["peak_rss"] = peak_rss_mb()
+    print(json.dumps(results, indent=2))
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
