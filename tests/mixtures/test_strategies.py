@@ -7,9 +7,11 @@ import math
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from curate.mixtures import MixtureError, apply_caps, effective_groups, group_shares, resolve_frame
-from schemas.mixture import MixtureSpec
+from schemas.mixture import Manifest, MixtureSpec
 
 
 def table(sizes: dict[str, list[int]], **extra: list) -> pl.DataFrame:
@@ -223,3 +225,21 @@ def test_spec_validation_names_the_missing_parameter() -> None:
         MixtureSpec(name="c", strategy="capped")
     with pytest.raises(ValueError, match="target"):
         MixtureSpec(name="m", strategy="match")
+
+
+@settings(max_examples=25, deadline=None)
+@given(sizes=st.lists(st.lists(st.integers(1, 40), min_size=1, max_size=6), min_size=1, max_size=4),
+       strategy=st.sampled_from(["natural", "uniform", "temperature"]), unit=st.sampled_from(["episodes", "steps"]),
+       budget=st.integers(1, 60), seed=st.integers(0, 2**31), order=st.randoms(use_true_random=False))
+def test_resolution_is_deterministic_and_independent_of_row_order(sizes, strategy, unit, budget, seed,
+                                                                  order) -> None:
+    frame = table({f"g{i}": s for i, s in enumerate(sizes)})
+    spec = MixtureSpec(name="p", strategy=strategy, unit=unit, budget=budget, seed=seed, quality=[])
+    first = resolve_frame(spec, frame).to_json()
+    rows = list(range(frame.height))
+    order.shuffle(rows)
+    assert resolve_frame(spec, frame[rows]).to_json() == first
+    m = Manifest.from_json(first)
+    assert sum(e.weight for e in m.episodes) == pytest.approx(1.0)
+    if unit == "episodes":
+        assert sum(e.repeats for e in m.episodes) == budget
