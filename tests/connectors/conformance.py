@@ -81,11 +81,11 @@ class ConnectorConformance:
 
     @pytest.fixture
     def sample(self, tmp_path: Path) -> str:
-        raise NotImplementedError("subclasses provide a `sample` fixture")  # pragma: no cover
+        pytest.fail(f"{type(self).__name__} must provide a `sample` fixture")  # pragma: no cover
 
     @pytest.fixture
     def corrupted_sample(self, tmp_path: Path) -> str:
-        raise NotImplementedError("subclasses provide a `corrupted_sample` fixture")  # pragma: no cover
+        pytest.fail(f"{type(self).__name__} must provide a `corrupted_sample` fixture")  # pragma: no cover
 
     @pytest.fixture
     def foreign_sources(self, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
