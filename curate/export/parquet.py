@@ -35,6 +35,8 @@ from schemas import Episode
 from schemas.mixture import Manifest
 
 ROWS_PER_FILE = 50_000
+BYTES_PER_FILE = 256 * 1024 * 1024
+"""A steps file is written once it holds this many rows or bytes (memory stays bounded)."""
 IMAGE_PREFIX = "image."
 
 
@@ -162,7 +164,8 @@ def export_parquet(manifest: Manifest, lake: Lake, out: str | Path, *, overwrite
     with atomic_dir(out, overwrite=overwrite) as root:
         (root / "steps").mkdir()
         episode_rows: list[dict] = []
-        buffer: list[dict] = []
+        pending: list[pa.Table] = []
+        pending_rows = pending_bytes = 0
         part = 0
         step_offset = 0
 
@@ -172,39 +175,58 @@ def export_parquet(manifest: Manifest, lake: Lake, out: str | Path, *, overwrite
         dictionary = [name for name in schema.names if name not in images]
 
         def flush() -> None:
-            nonlocal buffer, part
-            if buffer:
-                pq.write_table(pa.Table.from_pylist(buffer, schema=schema), root / "steps" / f"part-{part:05d}.parquet",
+            nonlocal pending, pending_rows, pending_bytes, part
+            if pending:
+                pq.write_table(pa.concat_tables(pending), root / "steps" / f"part-{part:05d}.parquet",
                                compression=compression, use_dictionary=dictionary)
                 part += 1
-                buffer = []
+                pending, pending_rows, pending_bytes = [], 0, 0
 
         last_id = None
-        payloads: dict[tuple[int, str], bytes] = {}
+        base: dict[str, pa.Array] = {}
         for n, item in enumerate(iter_items(manifest, lake, repeats=repeats)):
             ep = item.episode
+            steps = ep.steps
             if ep.episode_id != last_id:
                 payloads, reenc = frame_payloads(ep)
                 result.frames_reencoded += reenc
                 norm.add(ep)
                 last_id = ep.episode_id
+                # the columns every copy of this episode shares, built once, column by column
+                base = {
+                    "index": pa.array([st.index for st in steps], pa.int64()),
+                    "timestamp_s": pa.array([st.timestamp_s for st in steps], pa.float64()),
+                    "action": pa.array([st.action for st in steps], pa.list_(pa.float32())),
+                    "state": pa.array([st.state for st in steps], pa.list_(pa.float32())),
+                    "reward": pa.array([st.reward for st in steps], pa.float64()),
+                    "is_first": pa.array([st.is_first for st in steps], pa.bool_()),
+                    "is_last": pa.array([st.is_last for st in steps], pa.bool_()),
+                    "is_terminal": pa.array([st.is_terminal for st in steps], pa.bool_()),
+                    "language": pa.array([st.language for st in steps], pa.string()),
+                    "discrete_action": pa.array([st.discrete_action for st in steps], pa.string()),
+                }
+                for cam in cameras:
+                    column = [payloads.get((st.index, cam)) for st in steps]
+                    base[f"{IMAGE_PREFIX}{cam}"] = pa.array(column, pa.binary())
+                frames_per_copy = sum(1 for st in steps for cam in cameras if (st.index, cam) in payloads)
             copy_weight = manifest.copy_weight(item.entry, copies=item.copies)
             episode_rows.append(_episode_row(item, n, step_offset, copy_weight))
-            step_weight = copy_weight / max(1, ep.n_steps)
-            for step in ep.steps:
-                row = {"episode_id": ep.episode_id, "copy": item.copy, "episode_index": n, "dataset": ep.dataset,
-                       "index": step.index, "timestamp_s": step.timestamp_s, "action": step.action,
-                       "state": step.state, "reward": step.reward, "is_first": step.is_first,
-                       "is_last": step.is_last, "is_terminal": step.is_terminal, "instruction": ep.instruction,
-                       "language": step.language, "discrete_action": step.discrete_action, "weight": step_weight}
-                for cam in cameras:
-                    data = payloads.get((step.index, cam))
-                    row[f"{IMAGE_PREFIX}{cam}"] = data
-                    if data is not None:
-                        result.frames += 1
-                buffer.append(row)
-                if len(buffer) >= rows_per_file:
-                    flush()
+            k = len(steps)
+            per_copy = {
+                "episode_id": pa.array([ep.episode_id] * k, pa.string()),
+                "copy": pa.array([item.copy] * k, pa.int32()),
+                "episode_index": pa.array([n] * k, pa.int64()),
+                "dataset": pa.array([ep.dataset] * k, pa.string()),
+                "instruction": pa.array([ep.instruction] * k, pa.string()),
+                "weight": pa.array([copy_weight / max(1, ep.n_steps)] * k, pa.float64()),
+            }
+            if k:
+                pending.append(pa.table({f.name: ({**base, **per_copy})[f.name] for f in schema}, schema=schema))
+                pending_rows += k
+                pending_bytes += pending[-1].nbytes
+            result.frames += frames_per_copy
+            if pending_rows >= rows_per_file or pending_bytes >= BYTES_PER_FILE:
+                flush()
             result.steps += ep.n_steps
             step_offset += ep.n_steps
             result.episodes += 1
