@@ -57,6 +57,11 @@ def embed(
     derive: Annotated[bool, typer.Option("--derive/--no-derive", help="Store clusters and machine tags for "
                                          "filters (cluster == 3, \"cluttered\" in machine_tags).")] = True,
     json_out: JsonOption = False,
+    engine: Annotated[str, typer.Option("--engine", help="local (threads on this machine) or ray (Ray Data: CPU "
+                                        "decode tasks feeding model actors, GPU when the cluster has one).")] = (
+        "local"),
+    address: Annotated[str | None, typer.Option("--address", help="Ray cluster to join with --engine ray; "
+                                                "default: start a local Ray.", show_default=False)] = None,
 ) -> None:
     """Embed keyframes and instructions of new or changed episodes into the lake's vector table."""
     from dataclasses import asdict
@@ -78,8 +83,18 @@ def embed(
         else:
             tag = pretrained or (DEFAULT_PRETRAINED if (model or DEFAULT_ARCH) == DEFAULT_ARCH else None)
             clip = load_model(model, tag, device=device)
-        report = embed_lake(the_lake, model=clip, batch=batch, where=where, keyframes=keyframes, workers=workers,
-                            progress=update)
+        if engine == "ray":
+            from curate.distributed import embed_ray
+
+            report = embed_ray(the_lake, model=clip, device=device, batch=batch, where=where, keyframes=keyframes,
+                               address=address, progress=update)
+        elif engine == "local":
+            report = embed_lake(the_lake, model=clip, batch=batch, where=where, keyframes=keyframes,
+                                workers=workers, progress=update)
+        else:
+            from curate.errors import ConfigError
+
+            raise ConfigError(f"--engine must be local or ray, got {engine!r}")
         out["embed"] = asdict(report)
         if derive and report.episodes_embedded:
             from curate.analytics import derive as derive_fn

@@ -75,6 +75,10 @@ def ingest_cmd(
     option: Annotated[list[str] | None, typer.Option(
         "--option", "-o", help="Connector option KEY=VALUE (repeatable; VALUE parsed as JSON when it is JSON), "
                                "e.g. -o mapping=robot.yaml for ROS 2 bags.", show_default=False)] = None,
+    engine: Annotated[str, typer.Option("--engine", help="local (processes on this machine) or ray (Ray Data: "
+                                        "one task per unit, one atomic commit).")] = "local",
+    address: Annotated[str | None, typer.Option("--address", help="Ray cluster to join with --engine ray (e.g. "
+                                                "auto); default: start a local Ray.", show_default=False)] = None,
 ) -> None:
     """Ingest SOURCE... into the lake: idempotent (unchanged episodes are skipped, changed ones replaced),
     parallel across shards/files, resumable after a crash. Bad episodes are reported and skipped (--strict:
@@ -92,8 +96,19 @@ def ingest_cmd(
                        rate=f"{p.episodes} ep, {p.episodes_per_s:.1f} ep/s, {p.steps_per_s:.0f} steps/s")
 
         try:
-            report = ingest(sources, lake=uri, format=format, dataset=dataset, splits=split or (), workers=workers,
-                            limit=limit, strict=strict, progress=progress, extra=_options(option or []))
+            if engine == "ray":
+                from curate.distributed import ingest_ray
+
+                if limit is not None:
+                    raise ConfigError("--limit needs the local engine (units run in parallel on Ray)")
+                report = ingest_ray(sources, lake=uri, format=format, dataset=dataset, splits=split or (),
+                                    strict=strict, progress=progress, extra=_options(option or []), address=address)
+            elif engine == "local":
+                report = ingest(sources, lake=uri, format=format, dataset=dataset, splits=split or (),
+                                workers=workers, limit=limit, strict=strict, progress=progress,
+                                extra=_options(option or []))
+            else:
+                raise ConfigError(f"--engine must be local or ray, got {engine!r}")
         except IngestError as exc:
             failed: IngestReport | None = getattr(exc, "report", None)
             if failed is not None and report_file is not None:

@@ -148,3 +148,17 @@ def test_ray_embedding_gives_the_same_vectors_as_the_local_engine(ray_local: Pat
         np.testing.assert_allclose(va[order_a], vb[order_b], atol=1e-5)
     again = embed_ray(Lake(tmp_path / "b"), model=model, batch=8)
     assert again.episodes_embedded == 0 and again.episodes_skipped == 6
+
+
+def test_cli_ingest_engine_ray_prints_the_same_totals_as_local(ray_local: Path, lerobot_source: str,
+                                                               tmp_path: Path) -> None:
+    import json
+
+    from tests.helpers import run_cli
+
+    env = {"RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO)}
+    on_ray = run_cli("ingest", lerobot_source, "--lake", str(tmp_path / "ray"), "--engine", "ray", "--json", env=env)
+    assert on_ray.returncode == 0, on_ray.stdout[-2000:] + on_ray.stderr[-2000:]
+    local = run_cli("ingest", lerobot_source, "--lake", str(tmp_path / "local"), "--json")
+    assert json.loads(on_ray.stdout)["totals"] == json.loads(local.stdout)["totals"]
+    assert Lake(tmp_path / "ray").count() == 6
