@@ -10,6 +10,13 @@ longer be trusted, so the rest of the file is reported as one damaged tail.
 
 `tf.train.Example` is `Example{features=1: Features{feature=1: map<string, Feature>}}` with
 `Feature` = oneof {bytes_list=1, float_list=2, int64_list=3}, each a `repeated value = 1` (packed or not).
+
+`decode_example` parses with the installed protobuf runtime's C parser (upb), through a descriptor of
+tf.train.Example built here at import time (no TensorFlow, no generated code). `decode_example_wire`, a pure-Python
+wire-format parser, is the reference it is tested against (same result on every well-formed Example) and the
+fallback for inputs the C parser rejects (so the error message is the reference's) or cannot represent exactly (a
+map entry without a key). On malformed-but-parseable input the C parser is the more lenient: like protobuf itself
+it skips a field whose wire type does not match as an unknown field, where the reference raises.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 import crc32c as _crc32c
 import numpy as np
@@ -195,8 +202,8 @@ def _decode_feature(buf: bytes, start: int, end: int) -> tuple[FeatureKind, Feat
     return "bytes", []
 
 
-def decode_example(data: bytes) -> dict[str, tuple[FeatureKind, FeatureValue]]:
-    """Decode a serialized tf.train.Example into {feature key: (kind, values)}.
+def decode_example_wire(data: bytes) -> dict[str, tuple[FeatureKind, FeatureValue]]:
+    """Decode a serialized tf.train.Example into {feature key: (kind, values)} in pure Python (the reference).
 
     Raises:
         ExampleDecodeError: the bytes are not a well-formed Example.
@@ -221,6 +228,76 @@ def decode_example(data: bytes) -> dict[str, tuple[FeatureKind, FeatureValue]]:
                 out[key] = value if value is not None else ("bytes", [])
     except UnicodeDecodeError as exc:
         raise ExampleDecodeError(f"a feature key is not UTF-8: {exc}") from None
+    return out
+
+
+def _example_class() -> Any:
+    """The tf.train.Example message class, from a descriptor built at run time in a private pool (so a real
+    TensorFlow in the same process never clashes), or None when protobuf is not installed."""
+    try:
+        from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    except ImportError:  # pragma: no cover - protobuf is a dependency; the wire parser still works without it
+        return None
+    fd = descriptor_pb2.FieldDescriptorProto
+    pkg = "curate.tfexample"
+    proto = descriptor_pb2.FileDescriptorProto(name="curate/tf_example.proto", package=pkg, syntax="proto3")
+
+    def message(name: str) -> Any:
+        return proto.message_type.add(name=name)
+
+    for name, kind in (("BytesList", fd.TYPE_BYTES), ("FloatList", fd.TYPE_FLOAT), ("Int64List", fd.TYPE_INT64)):
+        message(name).field.add(name="value", number=1, label=fd.LABEL_REPEATED, type=kind)  # packed in proto3
+    feature = message("Feature")
+    feature.oneof_decl.add(name="kind")
+    for number, name, type_name in ((1, "bytes_list", "BytesList"), (2, "float_list", "FloatList"),
+                                    (3, "int64_list", "Int64List")):
+        feature.field.add(name=name, number=number, label=fd.LABEL_OPTIONAL, type=fd.TYPE_MESSAGE,
+                          type_name=f".{pkg}.{type_name}", oneof_index=0)
+    features = message("Features")
+    features.field.add(name="feature", number=1, label=fd.LABEL_REPEATED, type=fd.TYPE_MESSAGE,
+                       type_name=f".{pkg}.Features.FeatureEntry")
+    entry = features.nested_type.add(name="FeatureEntry")
+    entry.options.map_entry = True
+    entry.field.add(name="key", number=1, label=fd.LABEL_OPTIONAL, type=fd.TYPE_STRING)
+    entry.field.add(name="value", number=2, label=fd.LABEL_OPTIONAL, type=fd.TYPE_MESSAGE, type_name=f".{pkg}.Feature")
+    message("Example").field.add(name="features", number=1, label=fd.LABEL_OPTIONAL, type=fd.TYPE_MESSAGE,
+                                 type_name=f".{pkg}.Features")
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{pkg}.Example"))
+
+
+_EXAMPLE = _example_class()
+
+
+def decode_example(data: bytes) -> dict[str, tuple[FeatureKind, FeatureValue]]:
+    """Decode a serialized tf.train.Example into {feature key: (kind, values)}.
+
+    bytes features decode to a list of bytes, float to a float32 array, int64 to an int64 array; a feature with
+    no list set decodes as ("bytes", []). Same result as `decode_example_wire` on well-formed input, 2-3x faster.
+
+    Raises:
+        ExampleDecodeError: the bytes are not a well-formed Example.
+    """
+    if _EXAMPLE is None:
+        return decode_example_wire(data)
+    try:
+        entries = _EXAMPLE.FromString(data).features.feature
+    except Exception:  # protobuf's DecodeError: let the reference parser say precisely what is wrong
+        return decode_example_wire(data)
+    if "" in entries:  # a map entry may lack its key, which protobuf reads as "": the reference decides
+        return decode_example_wire(data)
+    out: dict[str, tuple[FeatureKind, FeatureValue]] = {}
+    for key, feature in entries.items():
+        kind = feature.WhichOneof("kind")
+        if kind == "bytes_list":
+            out[key] = ("bytes", list(feature.bytes_list.value))
+        elif kind == "float_list":
+            out[key] = ("float", np.array(feature.float_list.value, dtype=np.float32))
+        elif kind == "int64_list":
+            out[key] = ("int64", np.array(feature.int64_list.value, dtype=np.int64))
+        else:
+            out[key] = ("bytes", [])
     return out
 
 

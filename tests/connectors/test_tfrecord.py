@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from connectors.tfrecord import (
     ExampleDecodeError,
     decode_example,
+    decode_example_wire,
     encode_example,
     frame_record,
     masked_crc,
@@ -106,3 +107,55 @@ def test_example_round_trip_property(features: dict) -> None:
         if values:
             assert got_kind == kind
         assert list(got) == list(values) if kind == "bytes" else np.asarray(got).tolist() == list(values)
+
+
+def _same_decoding(a: dict, b: dict) -> None:
+    assert list(a) == list(b) or set(a) == set(b)
+    for key in a:
+        assert a[key][0] == b[key][0], key
+        if a[key][0] == "bytes":
+            assert list(a[key][1]) == list(b[key][1]), key
+        else:
+            assert a[key][1].dtype == b[key][1].dtype, key
+            assert np.array_equal(a[key][1], b[key][1], equal_nan=a[key][0] == "float"), key
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.dictionaries(st.text(max_size=8),
+                       st.one_of(st.lists(st.binary(max_size=20), max_size=4).map(lambda v: ("bytes", v)),
+                                 st.lists(st.integers(-(2**63), 2**63 - 1), max_size=6).map(lambda v: ("int64", v)),
+                                 st.lists(st.floats(width=32), max_size=6).map(lambda v: ("float", v))),
+                       max_size=5))
+def test_c_parser_and_reference_parser_agree(features: dict) -> None:
+    data = encode_example(features)
+    fast, reference = decode_example(data), decode_example_wire(data)
+    _same_decoding(fast, reference)
+
+
+def test_c_parser_agrees_on_unpacked_lists_and_a_missing_key() -> None:
+    floats = _ld(2, _tag(1, 5) + struct.pack("<f", 1.5) + _tag(1, 5) + struct.pack("<f", 2.5))
+    ints = _ld(3, _tag(1, 0) + b"\x05" + _tag(1, 0) + b"\x07")
+    example = _ld(1, _ld(1, _ld(1, b"f") + _ld(2, floats)) + _ld(1, _ld(1, b"i") + _ld(2, ints))
+                  + _ld(1, _ld(1, b"none") + _ld(2, b"")))
+    _same_decoding(decode_example(example), decode_example_wire(example))
+    keyless = _ld(1, _ld(1, _ld(2, floats)))
+    with pytest.raises(ExampleDecodeError, match="no key"):
+        decode_example(keyless)
+
+
+def test_c_parser_errors_are_the_reference_errors() -> None:
+    for garbage in (b"\x0a\xff\xff\xff\xff\x0f", b"\x0a\x05\x0a\x03\x0a\x01", _ld(1, _ld(1, _ld(1, b"\xff\xfe")))):
+        with pytest.raises(ExampleDecodeError) as fast:
+            decode_example(garbage)
+        with pytest.raises(ExampleDecodeError) as reference:
+            decode_example_wire(garbage)
+        assert str(fast.value) == str(reference.value)
+
+
+def test_the_c_parser_is_in_use() -> None:
+    from google.protobuf.internal import api_implementation
+
+    from connectors import tfrecord
+
+    assert tfrecord._EXAMPLE is not None
+    assert api_implementation.Type() in ("upb", "cpp")
