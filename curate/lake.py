@@ -132,6 +132,7 @@ class Lake:
     Args:
         uri: local directory or object-store URI; default `$CURATE_LAKE` or ./lake.
         version: read the lake as of this episodes-table version (time travel); read-only.
+        labels_version: read label events as of this labels-table version (0: before any event).
         read_only: refuse every write (the UI's --read-only mode).
         storage_options: object-store options for Lance; default from AWS_* environment variables.
 
@@ -217,6 +218,8 @@ class Lake:
         if name in self._datasets and not refresh:
             return self._datasets[name]
         version = self._version if name == EPISODES else self._labels_version if name == LABELS else None
+        if name == LABELS and version == 0:
+            return None  # pinned to before the first label event
         try:
             ds = lance.dataset(self.table_uri(name), version=version, storage_options=self.storage_options)
         except (ValueError, OSError, RuntimeError) as exc:

@@ -526,7 +526,7 @@ def preview(spec: MixtureSpec, lake: Lake) -> pl.DataFrame:
 def lake_for(manifest: Manifest, *, lake: str | None = None) -> Lake:
     """Open the lake a manifest was drawn from, pinned to its version and label high-water mark."""
     uri = lake or manifest.lake_uri
-    return Lake(uri, version=manifest.lake_version or None, labels_version=manifest.labels_version or None,
+    return Lake(uri, version=manifest.lake_version or None, labels_version=manifest.labels_version,
                 read_only=True)
 
 

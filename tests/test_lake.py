@@ -172,3 +172,12 @@ def test_optimize_builds_an_index_and_reads_still_work(filled_lake):
     eid = filled_lake.episodes(columns=["episode_id"])["episode_id"][3]
     ep = filled_lake.episode(eid)
     assert len(ep.steps) == ep.n_steps
+
+
+def test_labels_can_be_pinned_to_before_the_first_event(filled_lake):
+    eid = filled_lake.episodes(columns=["episode_id"])["episode_id"][0]
+    before = filled_lake.episode(eid).instruction
+    filled_lake.relabel([eid], "instruction", "later edit", author="ana")
+    pinned = Lake(filled_lake.uri, version=filled_lake.version, labels_version=0)
+    assert pinned.episode(eid).instruction == before
+    assert Lake(filled_lake.uri, labels_version=1).episode(eid).instruction == "later edit"
