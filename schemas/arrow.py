@@ -186,3 +186,19 @@ def row_to_dict(model: type[BaseModel], row: dict[str, Any]) -> dict[str, Any]:
 def row_to_model(model: type[M], row: dict[str, Any], **extra: Any) -> M:
     """Build a validated model from one Arrow row (as produced by `Table.to_pylist`)."""
     return model.model_validate({**row_to_dict(model, row), **extra})
+
+
+def construct_trusted(model: type[M], values: dict[str, Any]) -> M:
+    """A model instance from values that are already exactly what validation would produce, without validating.
+
+    The mechanism of pydantic's `model_construct` without its per-field default handling: `values` must name every
+    field of `model`, with the validated type (float32-rounded vectors as lists of float, bools as bool, ...). For
+    connectors building many Step/Frame objects from typed arrays, where validation would only re-check what the
+    array types guarantee; each user has a test that its objects equal validated ones, types included.
+    """
+    obj = model.__new__(model)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj

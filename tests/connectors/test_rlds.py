@@ -289,3 +289,37 @@ def test_bridge_fixture_maps_to_named_dimensions(tmp_path: Path) -> None:
     assert ep.embodiment.robot == "WidowX" and ep.control_hz == 5.0
     assert ep.metadata["camera_roles"] == {"image_0": "primary", "image_1": "secondary"}
     assert {"black_camera:image_3", "no_is_last", "zero_first_action"} <= set(ep.quality_flags)
+
+
+def _assert_equals_validated(episode: Episode) -> None:
+    """Every step and frame equals the validated model built from the same values, field types included."""
+    from schemas import Frame, Step
+
+    for step in episode.steps:
+        validated = Step.model_validate(step.model_dump())
+        assert validated == step
+        assert {k: type(v) for k, v in step.__dict__.items() if k != "frames"} == {
+            k: type(v) for k, v in validated.__dict__.items() if k != "frames"}
+        for frame in step.frames:
+            again = Frame.model_validate(frame.model_dump())
+            assert again == frame and {k: type(v) for k, v in frame.__dict__.items()} == {
+                k: type(v) for k, v in again.__dict__.items()}
+    assert Episode.model_validate(episode.model_dump()) == episode
+
+
+def test_trusted_steps_equal_validated_steps(tmp_path: Path) -> None:
+    restored, bad = read_all("rlds", str(write_rlds_fixture(tmp_path / "ours")))  # the `curate_episode` path
+    assert bad == [] and restored
+    root = tmp_path / "g" / "fractal20220817_data" / "0.1.0"
+    write_dataset(root, [("train", _google_example(4, s)) for s in range(2)], name="fractal20220817_data",
+                  features=_google_format_features(), version="0.1.0")
+    mapped, bad = read_all("rlds", str(tmp_path / "g"))  # the OXE-registry path
+    assert bad == [] and mapped
+    for episode in [*restored, *mapped]:
+        _assert_equals_validated(episode)
+    ep = make_episode(0, dataset="discrete", n_steps=3, cameras=("front",), seed=1)
+    ep.steps[1].discrete_action, ep.steps[1].action_args, ep.steps[2].language = "pick", {"object": "cup"}, None
+    from connectors.rlds.writer import write_episodes
+    (one,), bad = read_all("rlds", str(write_episodes([ep], tmp_path / "d" / "1.0.0", name="discrete")))
+    assert bad == [] and one.steps[1].discrete_action == "pick" and one.steps[1].action_args == {"object": "cup"}
+    _assert_equals_validated(one)
