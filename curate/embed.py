@@ -475,11 +475,13 @@ def demo_pipeline(lake_uri: str, *, progress: Progress | None = None, epochs: in
 
     lake = Lake(lake_uri)
     summary: dict[str, Any] = {}
+    target = 'split == "deploy"' if lake.count('split == "deploy"') else 'dataset == "deploy_kitchen"'
+    reference = f"not ({target})"
     if pretrained_available(DEFAULT_ARCH, DEFAULT_PRETRAINED):
         model = load_model(DEFAULT_ARCH, DEFAULT_PRETRAINED, device=device)
         summary["model_source"] = f"pretrained {DEFAULT_ARCH}/{DEFAULT_PRETRAINED}"
     else:
-        trained = train_on_lake(lake, epochs=epochs, device=device, where='split != "deploy"', progress=progress)
+        trained = train_on_lake(lake, epochs=epochs, device=device, where=reference, progress=progress)
         model = load_model(pretrained=trained.checkpoint, device=device)
         summary["model_source"] = (f"curate-small trained on this lake ({trained.pairs} pairs, {trained.epochs} "
                                    "epochs): no pretrained CLIP weights were found locally")
@@ -487,8 +489,8 @@ def demo_pipeline(lake_uri: str, *, progress: Progress | None = None, epochs: in
     report = embed_lake(lake, model=model, progress=progress)
     summary["embed"] = asdict(report)
     summary["derive"] = derive(lake, model_id=model.model_id)
-    if lake.count('split == "deploy"') and lake.count('split != "deploy"') >= 2:
-        audit = shift_audit(lake, reference='split != "deploy"', target='split == "deploy"', model_id=model.model_id)
+    if lake.count(target) and lake.count(reference) >= 2:
+        audit = shift_audit(lake, reference=reference, target=target, model_id=model.model_id)
         write_derived(lake, audit.target.select("episode_id", "novelty"))
         summary["shift"] = audit.summary
     summary["model"] = model.describe()
