@@ -4,10 +4,12 @@
     .venv/bin/python bench/bench_rlds_ingest.py --episodes 400 --steps 60 --workers 1 2 4
     .venv/bin/python bench/bench_rlds_ingest.py --source /path/to/tfds/dir   # an existing RLDS dataset
 
-Prints, per stage, steps/s and MB/s (shard bytes): the floor (read + CRC only), decode + convert without
-writing (connector only), and full ingest into a fresh lake with 1..N workers; the ratio to the floor; and the
-peak RSS. Goal: single-process ingest at >= 50% of the floor, near-linear with --workers up to the core count.
-One run per figure (medians of --repeat runs when given).
+Prints, per stage, wall seconds and CPU seconds (this process and its waited-for children, all threads), steps/s
+and MB/s (shard bytes, per wall second and per CPU second): the floor (read + CRC only), decode + convert without
+writing (connector only), and full ingest into a fresh lake with 1..N workers; the ratio to the floor (wall and
+CPU, floor measured in the same run); and the peak RSS. Goal: single-process ingest at >= 50% of the floor,
+near-linear with --workers up to the core count. Medians of --repeat runs (default 3). On a shared machine the
+CPU figures are the steadier ones.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -74,6 +77,22 @@ def make_dataset(root: Path, *, episodes: int, steps: int, image: int, per_shard
     return out
 
 
+def timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """(wall, CPU) seconds of one call; CPU counts every thread of this process and the children it waited for."""
+    def cpu() -> float:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.process_time() + children.ru_utime + children.ru_stime
+
+    wall, started = time.perf_counter(), cpu()
+    fn()
+    return time.perf_counter() - wall, cpu() - started
+
+
+def median_timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
+    runs = [timed(fn) for _ in range(repeat)]
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+
+
 def floor(dataset: Path) -> tuple[float, int, int]:
     """Seconds to read + CRC-check every shard, bytes read, records."""
     start = time.perf_counter()
@@ -116,30 +135,33 @@ def main() -> None:
     parser.add_argument("--image", type=int, default=64, help="image side in pixels")
     parser.add_argument("--per-shard", type=int, default=20)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--source", type=Path, help="benchmark an existing TFDS dataset directory instead")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-rlds-"))
     try:
         dataset = args.source or make_dataset(tmp, episodes=args.episodes, steps=args.steps, image=args.image,
                                               per_shard=args.per_shard)
-        floor_s = statistics.median(floor(dataset)[0] for _ in range(max(args.repeat, 3)))
+        floor_s, floor_cpu = median_timed(lambda: floor(dataset), max(args.repeat, 5))
         _, nbytes, records = floor(dataset)
         mb = nbytes / 1e6
-        decode_s, steps = decode_only(dataset)
+        _, steps = decode_only(dataset)
+        decode = median_timed(lambda: decode_only(dataset), args.repeat)
         print(f"dataset: {dataset}  {records} episodes, {steps} steps, {mb:.1f} MB in shards, "
-              f"{os.cpu_count()} cores")
-        print(f"{'stage':<34}{'seconds':>9}{'steps/s':>12}{'MB/s':>9}{'vs floor':>10}")
+              f"{os.cpu_count()} cores, medians of {args.repeat} runs")
+        print(f"{'stage':<34}{'wall s':>8}{'CPU s':>8}{'steps/s':>10}{'MB/s':>8}{'steps/CPU-s':>13}{'MB/CPU-s':>10}"
+              f"{'vs floor':>10}{'(CPU)':>7}")
 
-        def row(name: str, seconds: float) -> None:
-            print(f"{name:<34}{seconds:>9.3f}{steps / seconds:>12.0f}{mb / seconds:>9.1f}{floor_s / seconds:>9.0%}")
+        def row(name: str, seconds: float, cpu: float) -> None:
+            print(f"{name:<34}{seconds:>8.3f}{cpu:>8.3f}{steps / seconds:>10.0f}{mb / seconds:>8.1f}"
+                  f"{steps / cpu:>13.0f}{mb / cpu:>10.1f}{floor_s / seconds:>10.1%}{floor_cpu / cpu:>7.1%}")
 
-        row("floor: read + CRC only", floor_s)
-        row("decode + convert (no lake)", decode_s)
+        row("floor: read + CRC only", floor_s, floor_cpu)
+        row("decode + convert (no lake)", *decode)
         full_ingest(dataset, 1)  # warm-up: first Lance write, connector imports (not measured)
         for workers in args.workers:
-            times = [full_ingest(dataset, workers)[0] for _ in range(args.repeat)]
-            row(f"ingest into a lake, workers={workers}", statistics.median(times))
+            row(f"ingest into a lake, workers={workers}", *median_timed(lambda w=workers: full_ingest(dataset, w),
+                                                                         args.repeat))
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(f"peak RSS: this process {peak:.0f} MB, largest waited-for child {peak_children:.0f} MB")

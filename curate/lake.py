@@ -16,6 +16,7 @@ The lake version is the version of the `episodes` table; old versions stay reada
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -53,7 +54,7 @@ from schemas import (
     LabelEvent,
     Step,
 )
-from schemas.arrow import model_to_row, row_to_dict, row_to_model
+from schemas.arrow import model_to_row, row_builder, row_to_dict, row_to_model
 from schemas.episode import EPISODE_ROW_EXCLUDE
 
 DEFAULT_LAKE = "./lake"
@@ -320,25 +321,21 @@ class Lake:
         """
         self._require_writable()
         by_id = {ep.episode_id: ep for ep in episodes}
-        rows, step_rows, frame_rows = [], [], []
-        no_frames = frozenset({"frames"})
-        step_cols = _Columns(Step, STEPS_SCHEMA, exclude=no_frames)
-        frame_cols = _Columns(Frame, FRAMES_SCHEMA)
+        episode_row = row_builder(Episode, exclude=EPISODE_ROW_EXCLUDE)
+        rows = []
+        keyed_steps: list[tuple[str, str, Step]] = []
         for ep in by_id.values():
             check_id(ep.episode_id)
             revision = f"{ep.revision[:16]}-{uuid.uuid4().hex[:12]}"
-            row = model_to_row(ep, exclude=EPISODE_ROW_EXCLUDE)
+            row = episode_row(ep)
             row["revision"] = revision
             rows.append(row)
-            for step in ep.steps:
-                step_cols.add(step, episode_id=ep.episode_id, revision=revision)
-                for frame in step.frames:
-                    frame_cols.add(frame, episode_id=ep.episode_id, revision=revision, index=step.index)
-        del step_rows, frame_rows
-        if step_cols.rows:
-            self._append(STEPS, step_cols.table())
-        if frame_cols.rows:
-            self._append(FRAMES, frame_cols.table())
+            keyed_steps.extend((ep.episode_id, revision, step) for step in ep.steps)
+        if keyed_steps:
+            self._append(STEPS, _step_table(keyed_steps))
+            frames = _frame_table(keyed_steps)
+            if frames.num_rows:
+                self._append(FRAMES, frames)
         return pa.Table.from_pylist(rows, schema=LAKE_EPISODES_SCHEMA)
 
     def ensure_tables(self) -> None:
@@ -749,28 +746,38 @@ class Lake:
             self._dataset(name, refresh=True)
 
 
-class _Columns:
-    """Rows of one model built column by column: the same table as `model_to_row` + `from_pylist`, without
-    per-row reflection (steps and frames are the bulk of every write)."""
+def _step_table(keyed_steps: list[tuple[str, str, Step]]) -> pa.Table:
+    """The steps-table rows of (episode_id, revision, step) triples, built column by column: the same table as
+    `model_to_row` + `from_pylist` per step, without per-row reflection (steps are the bulk of every write)."""
+    values = [step.__dict__ for _, _, step in keyed_steps]
+    columns: dict[str, list[Any]] = {"episode_id": [k[0] for k in keyed_steps], "revision": [k[1] for k in keyed_steps]}
+    for name in STEPS_SCHEMA.names[2:]:
+        convert = _step_converters()[name]
+        column = [v[name] for v in values]
+        columns[name] = column if convert is None else [None if x is None else convert(x) for x in column]
+    return pa.Table.from_pydict(columns, schema=STEPS_SCHEMA)
 
-    def __init__(self, model: type[Any], schema: pa.Schema, *, exclude: frozenset[str] = frozenset()) -> None:
-        self.schema = schema
-        self.fields = [n for n in model.model_fields if n not in exclude]
-        self.convert = {n: _column_converter(model, n) for n in self.fields}
-        self.columns: dict[str, list[Any]] = {n: [] for n in schema.names}
-        self.rows = 0
 
-    def add(self, obj: Any, **key: Any) -> None:
-        for name, value in key.items():
-            self.columns[name].append(value)
-        for name in self.fields:
-            value = getattr(obj, name)
-            convert = self.convert[name]
-            self.columns[name].append(value if convert is None or value is None else convert(value))
-        self.rows += 1
+def _frame_table(keyed_steps: list[tuple[str, str, Step]]) -> pa.Table:
+    """The frames-table rows of the frames of (episode_id, revision, step) triples, column by column."""
+    keys: list[tuple[str, str, int]] = []
+    values: list[dict[str, Any]] = []
+    for episode_id, revision, step in keyed_steps:
+        frames = step.frames
+        if frames:
+            key = (episode_id, revision, step.index)
+            keys.extend([key] * len(frames))
+            values.extend(f.__dict__ for f in frames)
+    columns: dict[str, list[Any]] = {"episode_id": [k[0] for k in keys], "revision": [k[1] for k in keys],
+                                     "index": [k[2] for k in keys]}
+    for name in FRAMES_SCHEMA.names[3:]:
+        columns[name] = [v[name] for v in values]
+    return pa.Table.from_pydict(columns, schema=FRAMES_SCHEMA)
 
-    def table(self) -> pa.Table:
-        return pa.Table.from_pydict(self.columns, schema=self.schema)
+
+@functools.lru_cache(maxsize=1)
+def _step_converters() -> dict[str, Callable[[Any], Any] | None]:
+    return {name: _column_converter(Step, name) for name in STEPS_SCHEMA.names[2:]}
 
 
 def _column_converter(model: type[Any], name: str) -> Callable[[Any], Any] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+from itertools import chain
 
 import numpy as np
 
@@ -49,12 +50,12 @@ BLACK_LEVEL = 10
 def _longest_constant_run(actions: np.ndarray) -> int:
     if len(actions) < 2:
         return len(actions)
-    same = np.all(np.isclose(actions[1:], actions[:-1], rtol=0, atol=1e-7), axis=1)
-    best = run = 1
-    for s in same:
-        run = run + 1 if s else 1
-        best = max(best, run)
-    return best
+    with np.errstate(invalid="ignore", over="ignore"):  # what np.isclose(rtol=0, atol=1e-7) computes, in one pass
+        same = np.all((np.abs(actions[1:] - actions[:-1]) <= 1e-7) | (actions[1:] == actions[:-1]), axis=1)
+    if not same.any():
+        return 1
+    edges = np.diff(np.concatenate(([0], same.view(np.int8), [0])))
+    return int((np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).max()) + 1  # longest run of equal pairs
 
 
 def _max_level(data: bytes) -> int | None:
@@ -97,11 +98,11 @@ def quality_flags(episode: Episode) -> list[str]:
             flags.add(ZERO_FIRST_ACTION)
         if _longest_constant_run(actions) >= IDLE_RUN:
             flags.add(IDLE_ACTIONS)
-    for step in steps:
-        if (step.state is not None and not all(map(math.isfinite, step.state))) or (
-                step.reward is not None and not math.isfinite(step.reward)) or not all(map(math.isfinite, step.action)):
-            flags.add(NONFINITE_VALUES)
-            break
+    values = chain(chain.from_iterable(s.action for s in steps),
+                   chain.from_iterable(s.state for s in steps if s.state is not None),
+                   (s.reward for s in steps if s.reward is not None))
+    if not all(map(math.isfinite, values)):
+        flags.add(NONFINITE_VALUES)
     declared = [c.name for c in episode.cameras if not c.missing]
     by_camera: dict[str, list[bytes]] = {}
     counts: dict[str, int] = {}
