@@ -261,13 +261,18 @@ def _jsonable(value: Any) -> Any:
 _TRUSTED_FORMATS = frozenset({"jpeg", "png"})
 
 
-def _frame(camera: str, data: Any, declared: str | None) -> Frame:
-    """One image frame; built without validation when its values are already what validation would produce."""
-    fmt = _image_format(data, declared)
-    if fmt in _TRUSTED_FORMATS and type(data) is bytes:
-        return construct_trusted(Frame, {"camera": camera, "format": fmt, "data": data, "video_uri": None,
-                                         "video_timestamp_s": None})
-    return Frame(camera=camera, format=fmt, data=data)  # type: ignore[arg-type]
+def _camera_frames(camera: str, values: list[Any], declared: str | None, n: int) -> list[Frame]:
+    """The frames of one camera over the first `n` steps; each built without validation when its values are already
+    what validation would produce (JPEG/PNG bytes), else validated as before."""
+    frames = []
+    for data in values[:n]:
+        fmt = _image_format(data, declared)
+        if fmt in _TRUSTED_FORMATS and type(data) is bytes:
+            frames.append(construct_trusted(Frame, {"camera": camera, "format": fmt, "data": data, "video_uri": None,
+                                                    "video_timestamp_s": None}))
+        else:
+            frames.append(Frame(camera=camera, format=fmt, data=data))  # type: ignore[arg-type]
+    return frames
 
 
 def _per_step(values: Any, n: int, convert: Any, default: Any) -> list[Any]:
@@ -297,8 +302,8 @@ def _steps(raw: RawEpisode, mapper: _Mapper, *, hz: float, per_step: list[str | 
         firsts = [t == 0 for t in range(n)]
     actions32 = actions.astype(np.float32).tolist() if actions.size else [[] for _ in range(n)]
     states32 = states.astype(np.float32).tolist() if states is not None else [None] * n
-    images = [(mapper.camera_names[k], raw.steps.get(k), mapper.leaves[k].image_format) for k in mapper.images]
-    images = [(name, values, declared) for name, values, declared in images if values is not None]
+    cameras = [_camera_frames(mapper.camera_names[k], raw.steps[k], mapper.leaves[k].image_format, n)
+               for k in mapper.images if raw.steps.get(k) is not None]
     discrete = args = None
     no_language: set[int] = set()
     if restored is not None:
@@ -313,7 +318,7 @@ def _steps(raw: RawEpisode, mapper: _Mapper, *, hz: float, per_step: list[str | 
             "language": None if t in no_language else (per_step[t] or None),
             "discrete_action": discrete[t] if discrete is not None and discrete[t] else None,
             "action_args": json.loads(args[t]) if args is not None and args[t] else None,
-            "frames": [_frame(name, values[t], declared) for name, values, declared in images if t < len(values)],
+            "frames": [frames[t] for frames in cameras if t < len(frames)],
         }
         trusted = (type(values["discrete_action"]) in (str, type(None))
                    and type(values["action_args"]) in (dict, type(None))
