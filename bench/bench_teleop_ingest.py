@@ -190,6 +190,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-keyframes", action="store_true", help="skip the video keyframe figures")
     parser.add_argument("--workers", type=int, default=1, help="ingest worker processes (CPU rates then cover "
                                                                  "only the parent)")
     args = parser.parse_args()
@@ -216,8 +217,9 @@ def main() -> None:
         print(f"aloha hdf5 ({al_episodes} episodes x {al_len} steps, 2 JPEG cameras), wall | per CPU-s:")
         print(f"  connector only      {steps / t_conn[0]:10.0f} | {steps / t_conn[1]:8.0f} steps/s")
         print(f"  ingest into a lake  {steps / t_lake[0]:10.0f} | {steps / t_lake[1]:8.0f} steps/s")
-        for line in bench_keyframes(tmp, frames=video_frames_n, repeats=args.repeats):
-            print(line)
+        if not args.no_keyframes:
+            for line in bench_keyframes(tmp, frames=video_frames_n, repeats=args.repeats):
+                print(line)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ same per-unit work can run elsewhere (e.g. on Ray).
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 import queue
@@ -25,6 +26,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +49,8 @@ BATCH_BYTES = 96 * 1024 * 1024
 WORKER_BATCH_BYTES = 32 * 1024 * 1024
 """A worker stages a batch once its frames reach this many bytes (or `batch_episodes` episodes)."""
 QUEUE_CHUNKS_PER_WORKER = 2
+GC_THRESHOLD = 100_000
+"""Allocations between young-generation garbage collections during an ingest (Python's default is 700)."""
 
 EXIT_CODES = {
     0: "every episode ingested (or skipped as unchanged)",
@@ -261,6 +265,23 @@ def convert_unit(unit: WorkUnit) -> Iterator[Episode | BadEpisode]:
         yield BadEpisode(file=_unit_label(unit), record="*", reason=f"{type(exc).__name__}: {exc}")
 
 
+@contextmanager
+def _fewer_collections(threshold: int = GC_THRESHOLD) -> Iterator[None]:
+    """Run the cyclic garbage collector rarely while ingesting, and restore its thresholds afterwards.
+
+    A batch holds hundreds of thousands of small objects (steps, frames, their dicts and lists) that all live until
+    the batch is written, so with the default threshold the collector scans them again and again for cycles they
+    do not have: measured at 40% of the CPU time of a LeRobot ingest. Collections still happen (every `threshold`
+    allocations), so memory held by real cycles stays bounded.
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], threshold), old[1], old[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
 def _unit_label(unit: WorkUnit) -> str:
     return unit.unit if len(unit.unit) < 300 else unit.unit[:300] + "..."
 
@@ -302,6 +323,7 @@ def _worker(tasks: Any, results: Any, lake_uri: str, storage_options: dict[str, 
     from curate.lake import Lake
 
     lake = Lake(lake_uri, storage_options=storage_options)
+    gc.set_threshold(max(gc.get_threshold()[0], GC_THRESHOLD), *gc.get_threshold()[1:])  # see _fewer_collections
     while True:
         item = tasks.get()
         if item is None:
@@ -410,6 +432,7 @@ class _Spool:
         Path(self.path).unlink(missing_ok=True)
 
 
+@_fewer_collections()
 def ingest(
     sources: str | Iterable[str],
     *,

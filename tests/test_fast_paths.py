@@ -78,3 +78,22 @@ def test_longest_constant_run_equals_the_reference_loop() -> None:
             if rng.random() < 0.3:
                 actions += rng.random(actions.shape) * 1e-7 * int(rng.integers(0, 3))
             assert _longest_constant_run(actions) == _reference_longest_run(actions)
+
+
+def test_ingest_restores_the_garbage_collector_thresholds(tmp_path: Path) -> None:
+    import gc
+
+    import pytest
+
+    from curate.errors import IngestError
+    from curate.ingest import ingest
+    from tests.connectors.rlds_fixtures import flip_byte_in_record, shards, write_rlds_fixture
+
+    before = gc.get_threshold()
+    root = write_rlds_fixture(tmp_path / "src")
+    report = ingest(str(root), lake=str(tmp_path / "lake"))
+    assert report.episodes == 6 and gc.get_threshold() == before
+    flip_byte_in_record(shards(root)[0], 1)
+    with pytest.raises(IngestError):
+        ingest(str(root), lake=str(tmp_path / "lake2"), strict=True)
+    assert gc.get_threshold() == before
