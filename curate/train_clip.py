@@ -95,7 +95,7 @@ def _pairs(lake: Lake, model: ClipModel, *, where: str | None, keyframes: str, m
 
 
 def train_on_lake(lake: Lake, *, arch: str = SMALL_ARCH, pretrained: str | None = None, where: str | None = None,
-                  epochs: int = 12, batch: int = 64, lr: float = 1e-3, keyframes: str = "first,middle,last",
+                  epochs: int = 10, batch: int = 32, lr: float = 3e-3, keyframes: str = "first,middle,last",
                   out: str | Path | None = None, max_pairs: int = 20_000, seed: int = 0, device: str = "auto",
                   progress: Progress | None = None) -> TrainReport:
     """Train `arch` (from `pretrained` weights, or from scratch) on the lake's pairs; save the checkpoint.

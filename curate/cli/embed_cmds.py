@@ -117,8 +117,8 @@ def train_clip(
     pretrained: PretrainedOpt = None,
     where: WhereOption = None,
     epochs: Annotated[int, typer.Option(min=1)] = 10,
-    batch: Annotated[int, typer.Option(min=2)] = 64,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (divided by 100 when fine-tuning).")] = 2e-3,
+    batch: Annotated[int, typer.Option(min=2)] = 32,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (divided by 100 when fine-tuning).")] = 3e-3,
     out: Annotated[str | None, typer.Option("--out", help="Checkpoint path (default <lake>/models/<arch>-lake.pt)."
                                             , show_default=False)] = None,
     device: DeviceOpt = "auto",
