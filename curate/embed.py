@@ -338,9 +338,9 @@ def embed_lake(lake: Lake, *, model: ClipModel | None = None, arch: str | None =
     for loaded in _prefetch(lake, chunks, model, keyframes, workers):
         t0 = time.perf_counter()
         img_vecs = model.encode_images(loaded["images"]) if loaded["images"] is not None else np.zeros((0, model.dim))
+        model_seconds += time.perf_counter() - t0  # image forward time: what images_per_s reports
         texts = [(r, kind, item, text) for r in loaded["rows"] for kind, item, text in _episode_texts(r)]
         txt_vecs = model.encode_texts([t for *_, t in texts])
-        model_seconds += time.perf_counter() - t0
         by_ep: dict[str, list[np.ndarray]] = {}
         info = {r["episode_id"]: r for r in loaded["rows"]}
         for (eid, idx, cam), vec in zip(loaded["meta"], img_vecs, strict=True):
