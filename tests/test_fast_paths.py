@@ -97,3 +97,43 @@ def test_ingest_restores_the_garbage_collector_thresholds(tmp_path: Path) -> Non
     with pytest.raises(IngestError):
         ingest(str(root), lake=str(tmp_path / "lake2"), strict=True)
     assert gc.get_threshold() == before
+
+
+def _reference_max_level(data: bytes) -> int | None:
+    """The decode `_max_level` did before its JPEG fast path (probe every format, copy to an array)."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format == "JPEG":
+                img.draft("L", (max(1, img.width // 8), max(1, img.height // 8)))
+            arr = np.asarray(img)
+    except Exception:
+        return None
+    if arr.dtype != np.uint8:
+        arr = arr.astype(np.float64) / max(1.0, float(np.iinfo(arr.dtype).max if arr.dtype.kind in "ui" else 1)) * 255
+    return int(arr.max()) if arr.size else 0
+
+
+def test_max_level_equals_the_reference_decode() -> None:
+    import io
+
+    from PIL import Image
+
+    from curate.quality import _max_level
+
+    rng = np.random.default_rng(3)
+    cases = [b"", b"\xff\xd8\xff not a jpeg", b"\x89PNG not a png", b"random bytes"]
+    for size in (1, 7, 64, 200):
+        for mode, fmt in (("RGB", "JPEG"), ("L", "JPEG"), ("CMYK", "JPEG"), ("RGB", "PNG"), ("L", "PNG")):
+            pixels = (rng.random((size, size, 3)) * int(rng.integers(1, 255))).astype(np.uint8)
+            buf = io.BytesIO()
+            Image.fromarray(pixels).convert(mode).save(buf, format=fmt)
+            cases.append(buf.getvalue())
+    buf = io.BytesIO()
+    Image.fromarray(np.full((16, 16), 300, np.uint16)).save(buf, format="PNG")
+    cases.append(buf.getvalue())
+    for data in cases:
+        assert _max_level(data) == _reference_max_level(data)
