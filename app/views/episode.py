@@ -108,8 +108,8 @@ def player() -> None:
                + (" · last step" if s.is_last else ""))
     images = ui.step_images(full, step)
     if images:
-        cols = st.columns(len(images))
-        for col, (camera, img) in zip(cols, images.items(), strict=True):
+        cols = st.columns(max(len(images), 3))  # at most a third of the width each, so the charts stay in view
+        for col, (camera, img) in zip(cols, images.items(), strict=False):
             scale = max(1, 320 // max(img.width, 1))
             shown = img.resize((img.width * scale, img.height * scale)) if scale > 1 else img
             col.image(shown, caption=camera, width="stretch")
