@@ -124,7 +124,7 @@ def test_every_command_offers_lake_and_json(capsys, monkeypatch):
 @pytest.mark.slow
 def test_demo_then_stats_shows_the_demo_episodes_through_the_real_entry_point(tmp_path):
     lake = tmp_path / "demo"
-    result = run_cli("demo", "--lake", str(lake), "--no-ui", "--episodes", "24", "--json")
+    result = run_cli("demo", "--lake", str(lake), "--no-ui", "--no-embed", "--episodes", "24", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     stats = run_cli("stats", "--lake", str(lake), "--json")

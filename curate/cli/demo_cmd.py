@@ -24,6 +24,8 @@ def demo(
                                           "schema: write episodes directly.")] = "formats",
     sources: Annotated[str | None, typer.Option(help="Where to write the source files (default <lake>-sources).",
                                                 show_default=False)] = None,
+    no_embed: Annotated[bool, typer.Option("--no-embed", help="Skip CLIP embedding, clusters, tags and the "
+                                                               "shift audit (much faster).")] = False,
     no_ui: Annotated[bool, typer.Option("--no-ui", help="Build the lake only; do not open the UI.")] = False,
     host: Annotated[str, typer.Option(help="UI address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="UI port.")] = 8501,
@@ -45,7 +47,7 @@ def demo(
             bar.update(tasks[stage], completed=done, total=total)
 
         report = build_demo(uri, episodes=episodes, seed=seed, via=via, sources_dir=sources,  # type: ignore[arg-type]
-                            progress=progress)
+                            embed=not no_embed, progress=progress)
     if json_out:
         print_json(report_dict(report))
     else:
@@ -54,6 +56,8 @@ def demo(
         for dataset, count in report.datasets.items():
             where = report.sources.get(dataset, "")
             console.print(f"  {dataset:<18} {count:>5} episodes  {where}")
+        if "embed" in report.stages:
+            console.print(f"CLIP model: {report.stages['embed']['model']}")
         console.print(f"next: `curate stats --lake {report.lake}`, `curate ls --lake {report.lake}`, "
                       f"`curate ui --lake {report.lake}`")
     if not no_ui:

@@ -164,7 +164,8 @@ def _ingest_sources(lake: Lake, plans: list[SourcePlan], progress: Progress | No
 
 
 def build_demo(lake_uri: str, *, episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT_SEED, via: Via = "formats",
-               sources_dir: str | Path | None = None, progress: Progress | None = None) -> DemoReport:
+               sources_dir: str | Path | None = None, embed: bool = False,
+               progress: Progress | None = None) -> DemoReport:
     """Generate the demo world and build the lake at `lake_uri` from it (created if needed).
 
     Deterministic: the same `episodes` and `seed` give the same episode ids and content, so running it
@@ -174,6 +175,8 @@ def build_demo(lake_uri: str, *, episodes: int = DEFAULT_EPISODES, seed: int = D
         via: "formats" writes real source files and ingests them (the product path); "schema" writes the
             episodes directly (keeps ground truth in metadata).
         sources_dir: where "formats" writes the source files (default `<lake>-sources/`).
+        embed: then run `curate.embed.demo_pipeline`: a CLIP (pretrained if on this machine, else trained on
+            the lake), vectors, clusters, machine tags and the deployment shift (what `curate demo` does).
         progress: called as `progress(stage, done, total)`.
     """
     started = time.perf_counter()
@@ -198,6 +201,13 @@ def build_demo(lake_uri: str, *, episodes: int = DEFAULT_EPISODES, seed: int = D
     else:
         raise ValueError(f"via must be 'formats' or 'schema', got {via!r}")
     lake.refresh().optimize()
+    if embed:
+        from curate.embed import demo_pipeline
+
+        t0 = time.perf_counter()
+        summary = demo_pipeline(lake.uri, progress=progress)
+        stages["embed"] = {"model": summary.get("model_source"), "shift": summary.get("shift")}
+        stages["embed_s"] = round(time.perf_counter() - t0, 2)
     stats = lake.refresh().stats()
     return DemoReport(lake=lake.uri, episodes=stats["episodes"], steps=stats["steps"], datasets=stats["datasets"],
                       seconds=round(time.perf_counter() - started, 2), via=via, sources=sources, stages=stages)
