@@ -418,6 +418,13 @@ def _maybe_index(table: Any, *, min_rows: int = INDEX_MIN_ROWS) -> bool:
     n = table.count_rows()
     if n < min_rows:
         return False
+    try:
+        indexed = any("vector" in list(getattr(ix, "columns", [])) for ix in table.list_indices())
+    except Exception:
+        indexed = False
+    if indexed:  # fold new rows into the existing indexes instead of retraining them
+        table.optimize()
+        return True
     dim = table.schema.field("vector").type.list_size
     sub = next(s for s in (dim // 8, dim // 4, dim // 2, dim, 1) if s >= 1 and dim % s == 0)
     table.create_index(metric="cosine", num_partitions=max(16, int(np.sqrt(n))), num_sub_vectors=sub,
