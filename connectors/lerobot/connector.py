@@ -36,6 +36,7 @@ from connectors.lerobot.layout import (
 )
 from connectors.registry import register
 from schemas import Camera, Embodiment, Episode, Frame, Source, Space, Step, episode_id_for, fingerprint_of
+from schemas.arrow import construct_trusted
 
 UNIT_SEP = "::"
 STATE_KEY = "observation.state"
@@ -62,25 +63,6 @@ def embodiment_kind(robot_type: str | None) -> str:
     return "arm" if name else "other"
 
 
-_FRAME_FIELDS = frozenset(Frame.model_fields)
-_STEP_FIELDS = frozenset(Step.model_fields)
-_set = object.__setattr__
-
-
-def _trusted(cls: type[Step] | type[Frame], fields: frozenset[str], values: dict[str, Any]) -> Any:
-    """A model instance from values that are already exactly what validation would produce.
-
-    Same mechanism as pydantic's `model_construct` (which this module used first) without its per-field
-    default handling: `values` must name every field. Used for the per-frame Step and video Frame objects
-    built from typed Arrow columns, where validation would only re-check what the column types guarantee;
-    `test_fast_steps_equal_validated_steps` keeps it honest.
-    """
-    obj = cls.__new__(cls)
-    _set(obj, "__dict__", values)
-    _set(obj, "__pydantic_fields_set__", set(fields))
-    _set(obj, "__pydantic_extra__", None)
-    _set(obj, "__pydantic_private__", None)
-    return obj
 
 
 def _image_format(data: bytes) -> str | None:
@@ -284,14 +266,14 @@ class LeRobotConnector(Connector):
         # validators check. This is most of the connector's speed (see bench/bench_teleop_ingest.py).
         video_times = [(cam, uri, np.round(from_ts + timestamps, 6).tolist()) for cam, uri, from_ts in video_refs]
         for i in range(n):
-            frames = [_trusted(Frame, _FRAME_FIELDS, {"camera": cam, "format": "video", "data": None,
+            frames = [construct_trusted(Frame, {"camera": cam, "format": "video", "data": None,
                                                       "video_uri": uri, "video_timestamp_s": times[i]})
                       for cam, uri, times in video_times]
             for cam, column in image_columns:
                 frame = self._image_frame(meta, cam, column[i], digest)
                 if frame is not None:
                     frames.append(frame)
-            steps.append(_trusted(Step, _STEP_FIELDS, {
+            steps.append(construct_trusted(Step, {
                 "index": i, "timestamp_s": ts_rows[i],
                 "action": action_rows[i] if action_rows is not None else [],
                 "state": state_rows[i] if state_rows is not None else None,
