@@ -58,6 +58,7 @@ class SourcePlan:
     dataset: str
     format: str
     path: str
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 SOURCE_FORMATS: dict[str, str] = {
@@ -136,7 +137,8 @@ def write_sources(world: list[DemoEpisode], root: Path, *, seed: int = DEFAULT_S
             path = write_hdf5.write(demos, root / "aloha" / dataset)
         else:
             path = write_rosbag.write(demos, root / "rosbag" / dataset)
-        plans.append(SourcePlan(dataset=dataset, format=fmt, path=str(path)))
+        options = {"mapping": rosbag_mapping(demos[0])} if fmt == "rosbag" else {}
+        plans.append(SourcePlan(dataset=dataset, format=fmt, path=str(path), options=options))
         if progress is not None:
             progress("write sources", done, total)
     alfred = write_alfred.write(root / "alfred", trials=ALFRED_TRIALS, seed=seed)
@@ -146,12 +148,24 @@ def write_sources(world: list[DemoEpisode], root: Path, *, seed: int = DEFAULT_S
     return plans
 
 
+def rosbag_mapping(demo: DemoEpisode) -> dict[str, Any]:
+    """The topic mapping a team would write for the demo's bags (see docs/connectors/rosbag.md)."""
+    robot = demo.robot
+    return {
+        "robot": robot.name, "embodiment_kind": robot.kind, "rate_hz": robot.hz,
+        "action_kind": robot.action_kind, "state_kind": "eef_abs" if robot.action_kind == "eef_delta" else "joint_pos",
+        "action": {"topic": "/joint_commands"}, "state": [{"topic": "/joint_states"}],
+        "cameras": [{"name": cam, "topic": f"/camera/{cam}/image/compressed"} for cam in robot.cameras],
+        "instruction": {"source": "topic", "topic": "/instruction"},
+    }
+
+
 def _ingest_sources(lake: Lake, plans: list[SourcePlan], progress: Progress | None) -> dict[str, Any]:
     from curate.ingest import ingest
 
     reports: dict[str, Any] = {}
     for i, plan in enumerate(plans):
-        report = ingest([plan.path], lake=lake, format=plan.format, dataset=plan.dataset)
+        report = ingest([plan.path], lake=lake, format=plan.format, dataset=plan.dataset, extra=plan.options)
         if report.rejected:
             from curate.errors import IngestError
 
