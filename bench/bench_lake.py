@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from curate.lake import EPISODES, STEPS, LAKE_EPISODES_SCHEMA, Lake
+from curate.lake import EPISODES, LAKE_EPISODES_SCHEMA, STEPS, Lake
 from schemas import STEPS_SCHEMA
 
 DATASETS = np.array(["bridge", "fractal", "kuka", "droid", "aloha_sim", "libero", "language_table", "alfred"])
@@ -151,13 +151,14 @@ def main() -> None:
         median, (total, page) = timed(lambda where=where: lake.page(where, limit=50), args.repeat)
         results[f"filter+first page of 50 [{label}]"] = {"median_ms": round(median * 1000, 1), "total": total,
                                                          "rows": page.height}
-    median, ep = timed(lambda: lake.episode(lake.page(limit=1)[1]["episode_id"][0], frames="none"), args.repeat)
+    median, _ = timed(lambda: lake.episode(lake.page(limit=1)[1]["episode_id"][0], frames="none"), args.repeat)
     results["open one episode with steps"] = {"median_ms": round(median * 1000, 1)}
     print(f"lake: {out}  episodes={lake.count():,}")
     for name, r in results.items():
         goal = 300 if name.startswith("filter+count") else 500 if name.startswith("filter+first") else None
-        verdict = "" if goal is None else (" (goal < %d ms: %s)" % (goal, "met" if r["median_ms"] < goal else "MISSED"))
-        print(f"{name:<60} {r['median_ms']:>8.1f} ms{verdict}  {json.dumps({k: v for k, v in r.items() if k != 'median_ms'})}")
+        verdict = "" if goal is None else f" (goal < {goal} ms: {'met' if r['median_ms'] < goal else 'MISSED'})"
+        extra = json.dumps({k: v for k, v in r.items() if k != "median_ms"})
+        print(f"{name:<60} {r['median_ms']:>8.1f} ms{verdict}  {extra}")
 
 
 if __name__ == "__main__":
