@@ -260,7 +260,7 @@ def commit_fragments(lake: Lake, name: str, fragments: Sequence[str]) -> int:
     if not fragments:
         return 0
     frags = [FragmentMetadata.from_json(f) for f in fragments]
-    existing = lake._dataset(name, refresh=True)
+    existing = lake.table(name, refresh=True)
     opts = lake.storage_options or None
     if existing is None:
         op = lance.LanceOperation.Overwrite(TABLE_SCHEMAS[name], frags)
@@ -323,7 +323,7 @@ def ingest_ray(
     source_list = [str(sources)] if isinstance(sources, (str, os.PathLike)) else [str(s) for s in sources]
     units, formats = plan_units(source_list, format=format, dataset=dataset, splits=splits, extra=extra)
     the_lake = lake if isinstance(lake, Lake) else Lake.create(str(lake))
-    the_lake._require_writable()
+    the_lake.require_writable()
     report = IngestReport(lake=the_lake.uri, sources=source_list, formats=formats, units=len(units))
     wave_limit = commit_every if policy == "skip" else None
     units_done = 0
@@ -530,7 +530,7 @@ def embed_ray(lake: Lake | str, *, model: Any = None, arch: str | None = None, p
     from curate.models import load_model
 
     the_lake = lake if isinstance(lake, Lake) else Lake(str(lake))
-    the_lake._require_writable()
+    the_lake.require_writable()
     if batch < 1:
         raise ConfigError("--batch must be at least 1")
     local.keyframe_indices(3, keyframes)

@@ -45,7 +45,7 @@ def check_lake(lake: Lake) -> DoctorReport:
     for name in (EPISODES, STEPS, FRAMES, LABELS):
         report.checks.append(f"{name}: opens and has the expected columns")
         try:
-            ds = lake._dataset(name, refresh=True)
+            ds = lake.table(name, refresh=True)
         except Exception as exc:  # a damaged table must be reported, not crash the doctor
             add("error", name, f"table cannot be opened: {exc}", "restore it from a backup or re-ingest")
             continue

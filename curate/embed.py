@@ -13,7 +13,6 @@ duplicates, shift and `search --like` compare).
 from __future__ import annotations
 
 import hashlib
-import json
 import queue
 import threading
 import time
@@ -114,17 +113,11 @@ def keyframe_indices(n_steps: int, policy: str = "first,middle,last") -> list[in
 # ------------------------------------------------------------------------------------------------- registry
 def read_registry(lake: Lake) -> dict[str, Any]:
     """`<lake>/embeddings.json`: the models with vectors in this lake and which one is active."""
-    path = f"{lake._root}/{REGISTRY}"
-    if not lake._fs.exists(path):
-        return {"active": None, "models": {}}
-    with lake._fs.open(path, "r") as fh:
-        return json.load(fh)
+    return lake.read_json(REGISTRY) or {"active": None, "models": {}}
 
 
 def _write_registry(lake: Lake, registry: dict[str, Any]) -> None:
-    path = f"{lake._root}/{REGISTRY}"
-    with lake._fs.open(path, "w") as fh:
-        json.dump(registry, fh, indent=2, default=str)
+    lake.write_json(REGISTRY, registry)
 
 
 def register_model(lake: Lake, model: ClipModel, *, activate: bool = True) -> None:
@@ -307,7 +300,7 @@ def embed_lake(lake: Lake, *, model: ClipModel | None = None, arch: str | None =
     Returns:
         An EmbedReport (counts, images/s).
     """
-    lake._require_writable()
+    lake.require_writable()
     if batch < 1:
         raise ConfigError("--batch must be at least 1")
     keyframe_indices(3, keyframes)  # validate the policy before any work

@@ -279,6 +279,33 @@ class Lake:
             self._datasets.clear()
         return self
 
+    def table(self, name: str, *, refresh: bool = False) -> lance.LanceDataset | None:
+        """The Lance dataset of one lake table (`episodes`, `steps`, `frames`, `labels`, or a table another
+        component keeps in the lake, e.g. `derived`), as of this lake's version; None while it does not exist."""
+        return self._dataset(name, refresh=refresh)
+
+    def require_writable(self) -> None:
+        """Raise ReadOnlyError when this lake was opened read-only (or at an old version)."""
+        self._require_writable()
+
+    def read_json(self, name: str) -> Any | None:
+        """A small JSON file kept at the lake's root (e.g. `embeddings.json`); None when absent."""
+        path = f"{self._root}/{name}"
+        if not self._fs.exists(path):
+            return None
+        with self._fs.open(path, "r") as fh:
+            return json.load(fh)
+
+    def write_json(self, name: str, data: Any) -> None:
+        """Replace a small JSON file at the lake's root."""
+        self._require_writable()
+        with self._fs.open(f"{self._root}/{name}", "w") as fh:
+            json.dump(data, fh, indent=2, default=str)
+
+    def rows(self, episode_ids: list[str], *, columns: Iterable[str] | None = None) -> pl.DataFrame:
+        """The rows of these episodes (current labels and derived columns applied), in no particular order."""
+        return self._rows_by_id(episode_ids, columns)
+
     # ---------------------------------------------------------------------------------------------- writes
     def write_episodes(self, episodes: Iterable[Episode], *, batch_size: int = 256,
                        on_batch: Callable[[WriteResult], None] | None = None) -> WriteResult:
@@ -366,7 +393,7 @@ class Lake:
         if existing is None:
             ds = self._append(EPISODES, rows)
         else:
-            result.replaced = sum(existing.count_rows(filter=_in_filter("episode_id", ids[i:i + 1000]))
+            result.replaced = sum(existing.count_rows(filter=id_predicate("episode_id", ids[i:i + 1000]))
                                   for i in range(0, len(ids), 1000))
             existing.merge_insert("episode_id").when_matched_update_all().when_not_matched_insert_all().execute(rows)
             ds = self._dataset(EPISODES, refresh=True)
@@ -383,9 +410,9 @@ class Lake:
         ds = self._dataset(EPISODES, refresh=True)
         if ds is None or not ids:
             return 0
-        n = ds.count_rows(filter=_in_filter("episode_id", ids))
+        n = ds.count_rows(filter=id_predicate("episode_id", ids))
         if n:
-            ds.delete(_in_filter("episode_id", ids))
+            ds.delete(id_predicate("episode_id", ids))
             self._dataset(EPISODES, refresh=True)
         return n
 
@@ -400,7 +427,7 @@ class Lake:
             ids = [check_id(i) for i in episode_ids]
             if not ids:
                 return {}
-            flt = _in_filter("episode_id", ids)
+            flt = id_predicate("episode_id", ids)
         table = ds.to_table(columns=["episode_id", "source"], filter=flt)
         sources = table.column("source").combine_chunks()
         fps = sources.field("fingerprint").to_pylist()
@@ -501,7 +528,7 @@ class Lake:
         if ds is None:
             table = self._empty(EPISODES).select(base)
         else:
-            table = ds.to_table(columns=base, filter=_in_filter("episode_id", [check_id(i) for i in ids]))
+            table = ds.to_table(columns=base, filter=id_predicate("episode_id", [check_id(i) for i in ids]))
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
         frame = self._overlay(frame, set(wanted))
@@ -608,7 +635,7 @@ class Lake:
         if not revs:
             return FRAMES_SCHEMA.empty_table().select(read_cols)
         indices = sorted({int(k[1]) for k in wanted})
-        flt = f"{_in_filter('revision', revs)} AND index IN ({', '.join(str(i) for i in indices)})"
+        flt = f"{id_predicate('revision', revs)} AND index IN ({', '.join(str(i) for i in indices)})"
         table = ds.to_table(columns=read_cols, filter=flt)
         key_set = pa.array([f"{e}\x00{int(i)}" for e, i in wanted])
         joined = pc.binary_join_element_wise(table.column("episode_id"), pc.cast(table.column("index"), pa.string()),
@@ -800,7 +827,7 @@ def _column_converter(model: type[Any], name: str) -> Callable[[Any], Any] | Non
     return None if simple else partial(_to_row_value, annotation)
 
 
-def _in_filter(column: str, values: list[str]) -> str:
+def id_predicate(column: str, values: list[str]) -> str:
     """A Lance predicate `column IN (...)` over checked ids only (never user text)."""
     quoted = ", ".join(f"'{check_id(v)}'" for v in values)
     return f"{column} IN ({quoted})"
@@ -838,7 +865,7 @@ def vacuum(lake: Lake) -> dict[str, int]:
         orphans = sorted(revs - referenced)
         if orphans:
             before = ds.count_rows()
-            ds.delete(_in_filter("revision", orphans))
+            ds.delete(id_predicate("revision", orphans))
             ds = lake._dataset(name, refresh=True)
             deleted[name] = before - ds.count_rows()
         else:

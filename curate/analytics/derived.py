@@ -30,7 +30,7 @@ JOINED = ("model_id", "cluster", "machine_tags", "novelty")
 
 
 def _table(lake: Lake) -> lance.LanceDataset | None:
-    return lake._dataset(DERIVED)
+    return lake.table(DERIVED)
 
 
 def extend_schema(lake: Lake, base: pa.Schema) -> pa.Schema:
@@ -58,10 +58,10 @@ def write_derived(lake: Lake, rows: pl.DataFrame) -> int:
 
     Returns the number of rows written.
     """
-    lake._require_writable()
+    lake.require_writable()
     if rows.height == 0:
         return 0
-    ds = lake._dataset(DERIVED, refresh=True)
+    ds = lake.table(DERIVED, refresh=True)
     if ds is not None:
         stored = pl.from_arrow(ds.to_table())
         assert isinstance(stored, pl.DataFrame)
@@ -77,7 +77,7 @@ def write_derived(lake: Lake, rows: pl.DataFrame) -> int:
         lance.write_dataset(table, uri, schema=DERIVED_SCHEMA, mode="create", storage_options=lake.storage_options)
     else:
         ds.merge_insert("episode_id").when_matched_update_all().when_not_matched_insert_all().execute(table)
-    lake._dataset(DERIVED, refresh=True)
+    lake.table(DERIVED, refresh=True)
     return rows.height
 
 

@@ -144,7 +144,7 @@ def _iter_frame_digests(lake: Lake, ids: list[str]) -> Any:
 
     revs = set(lake.scan(columns=["episode_id", "revision"], labels=False).collect()
                .filter(pl.col("episode_id").is_in(ids))["revision"].to_list())
-    ds = lake._dataset(FRAMES)
+    ds = lake.table(FRAMES)
     if ds is None:
         return
     for batch in ds.to_batches(columns=["episode_id", "revision", "index", "camera", "data", "video_uri",

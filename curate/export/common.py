@@ -132,11 +132,11 @@ def load_episodes(lake: Lake, ids: list[str]) -> dict[str, Episode]:
     What `lake.episode(id, frames="eager")` returns, without three queries per episode: exports spend
     their time moving bytes, not opening Lance fragments.
     """
-    from curate.lake import FRAMES, LAKE_EPISODES_SCHEMA, STEPS, _in_filter
+    from curate.lake import FRAMES, LAKE_EPISODES_SCHEMA, STEPS, id_predicate
     from schemas import Frame, Step
     from schemas.arrow import row_to_model
 
-    rows = lake._rows_by_id(ids, columns=LAKE_EPISODES_SCHEMA.names)
+    rows = lake.rows(ids, columns=LAKE_EPISODES_SCHEMA.names)
     if rows.height != len(set(ids)):
         from curate.errors import EpisodeNotFoundError
 
@@ -144,16 +144,16 @@ def load_episodes(lake: Lake, ids: list[str]) -> dict[str, Episode]:
         raise EpisodeNotFoundError(f"episode {missing[0]!r} of the manifest is not in lake {lake.uri} at version "
                                    f"{lake.version}; re-run `curate mix` on this lake")
     revisions = dict(zip(rows["episode_id"].to_list(), rows["revision"].to_list(), strict=True))
-    flt = _in_filter("episode_id", ids)
+    flt = id_predicate("episode_id", ids)
     wanted = set(revisions.values())
     steps_by: dict[str, list[dict[str, Any]]] = {}
-    steps_ds = lake._dataset(STEPS)
+    steps_ds = lake.table(STEPS)
     if steps_ds is not None:
         for r in steps_ds.to_table(filter=flt).to_pylist():
             if r["revision"] in wanted:
                 steps_by.setdefault(r["episode_id"], []).append(r)
     frames_by: dict[tuple[str, int], list[Frame]] = {}
-    frames_ds = lake._dataset(FRAMES)
+    frames_ds = lake.table(FRAMES)
     if frames_ds is not None:
         fields = list(Frame.model_fields)
         for r in frames_ds.to_table(filter=flt).to_pylist():

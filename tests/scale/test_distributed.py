@@ -97,7 +97,7 @@ def test_a_crashed_worker_is_retried_and_never_duplicates_an_episode(ray_local: 
     assert len(list(ray_local.glob("*.tried"))) == 6  # every unit's first attempt died
     lake = Lake(tmp_path / "lake")
     assert report.episodes == lake.count() == 6 and report.rejected == 0
-    steps = lake._dataset("steps").count_rows()
+    steps = lake.table("steps").count_rows()
     assert steps == int(lake.episodes(columns=["n_steps"])["n_steps"].sum())  # no step committed twice
     assert check_lake(lake).ok
 
