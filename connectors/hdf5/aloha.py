@@ -94,8 +94,7 @@ class AlohaConnector(Connector):
     release_notes: ClassVar[dict[str, str]] = {"1.0.0": "Raw and JPEG-compressed (compress_len) images."}
 
     def probe(self, uri: str) -> bool:
-        root, relative = split_unit(uri)
-        first = first_hdf5_file(str(Path(root) / relative) if relative else root)
+        first = first_hdf5_file(uri)
         return first is not None and is_aloha_file(first)
 
     def list_units(self, uri: str, options: SourceOptions) -> list[str]:

@@ -40,8 +40,10 @@ def hdf5_files(uri: str) -> list[Path]:
 
 
 def first_hdf5_file(uri: str, *, max_depth: int = 3) -> Path | None:
-    """The first HDF5 file of a source, looking at most `max_depth` directories down (cheap, for probes)."""
-    path = Path(uri)
+    """The first HDF5 file of a source or work unit (`root::relative`), looking at most `max_depth`
+    directories down (cheap, for probes)."""
+    root, relative = split_unit(uri)
+    path = Path(root) / relative if relative else Path(root)
     if path.is_file():
         return path if path.suffix in HDF5_SUFFIXES else None
     if not path.is_dir():

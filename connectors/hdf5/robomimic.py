@@ -114,8 +114,7 @@ class RobomimicConnector(Connector):
     release_notes: ClassVar[dict[str, str]] = {"1.0.0": "robomimic, LIBERO (flipped images), robosuite 1.x and 0.1."}
 
     def probe(self, uri: str) -> bool:
-        root, relative = split_unit(uri)
-        first = first_hdf5_file(str(Path(root) / relative) if relative else root)
+        first = first_hdf5_file(uri)
         if first is None:
             return False
         try:
