@@ -43,9 +43,11 @@ from schemas import Episode
 if TYPE_CHECKING:
     from curate.lake import Lake
 
-BATCH_EPISODES = 64
+BATCH_EPISODES = 1024
 BATCH_BYTES = 96 * 1024 * 1024
-"""Commit a batch at this many episodes or this many bytes of frames, whichever comes first."""
+"""Commit a batch at this many episodes or this many bytes of frames, whichever comes first. Each commit looks the
+batch's ids up in the episodes table and adds a fragment to each table, so small batches make a large ingest slow
+(per-commit costs grow with the lake); the byte cap keeps memory bounded whatever the episode size."""
 WORKER_BATCH_BYTES = 32 * 1024 * 1024
 """A worker stages a batch once its frames reach this many bytes (or `batch_episodes` episodes)."""
 QUEUE_CHUNKS_PER_WORKER = 2

@@ -393,9 +393,11 @@ class Lake:
         if existing is None:
             ds = self._append(EPISODES, rows)
         else:
-            result.replaced = sum(existing.count_rows(filter=id_predicate("episode_id", ids[i:i + 1000]))
-                                  for i in range(0, len(ids), 1000))
-            existing.merge_insert("episode_id").when_matched_update_all().when_not_matched_insert_all().execute(rows)
+            # merge_insert reports how many rows it updated: counting them beforehand would scan the whole
+            # episodes table on every commit (quadratic over a large ingest).
+            stats = (existing.merge_insert("episode_id").when_matched_update_all().when_not_matched_insert_all()
+                     .execute(rows))
+            result.replaced = int(stats["num_updated_rows"])
             ds = self._dataset(EPISODES, refresh=True)
         result.episodes = rows.num_rows
         result.steps = int(pc.sum(rows.column("n_steps")).as_py() or 0)
