@@ -3,9 +3,10 @@
     .venv/bin/python bench/corpus.py rlds --episodes 10000 --out /tmp/corpus-rlds      # RLDS TFRecord shards
     .venv/bin/python bench/corpus.py lerobot --episodes 2000 --out /tmp/corpus-lerobot # a LeRobot v2.1 dataset
 
-RLDS episodes are generated one at a time (seeded; a small pool of real JPEG frames is reused so generation
-costs little next to ingest) and streamed through `connectors.rlds.writer.write_episodes`, so memory stays flat at
-any size. LeRobot datasets come from the demo world (`curate.demo.world.build_world`) through
+RLDS episodes are bridge-shaped OXE records (the `bridge_dataset` layout of the OXE registry), generated one at a
+time (seeded; a pool of real JPEG frames, each copy made byte-distinct by a JPEG comment, so generation costs
+little next to ingest) and streamed through `connectors.rlds.writer.TFDSWriter`, so memory stays flat at any size.
+LeRobot datasets come from the demo world (`curate.demo.world.build_world`) through
 `curate.demo.write_lerobot.write` (v2.1, one parquet file per episode, JPEG frames), which holds the episodes in
 memory: use it for thousands, RLDS for hundreds of thousands.
 """
@@ -19,22 +20,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from schemas import (
-    Camera,
-    Embodiment,
-    Episode,
-    Frame,
-    Source,
-    Space,
-    Step,
-    episode_id_for,
-    fingerprint_of,
-)
 
 WORDS = ("pick", "place", "put", "open", "close", "the", "red", "blue", "cup", "drawer", "sponge", "bowl", "block")
 
@@ -53,41 +45,62 @@ def _jpeg_pool(n: int, size: int, seed: int) -> list[bytes]:
     return pool
 
 
-def synthetic_episodes(n: int, *, seed: int = 0, steps: int = 20, image_size: int = 64,
-                       dataset: str = "synth") -> Iterator[Episode]:
-    """`n` valid episodes (one RGB camera with JPEG frames, 7-d actions, 3-d state), generated one at a time."""
-    pool = _jpeg_pool(32, image_size, seed)
+BRIDGE_FEATURES = {"steps": ("steps", {
+    "observation": {"image_0": ("image", [0, 0, 3], "jpeg"), "state": ("tensor", "float32", [7])},
+    "action": ("tensor", "float32", [7]), "language_instruction": ("text",), "reward": ("scalar", "float32"),
+    "discount": ("scalar", "float32"), "is_first": ("scalar", "bool"), "is_last": ("scalar", "bool"),
+    "is_terminal": ("scalar", "bool")}), "episode_metadata": {"file_path": ("text",)}}
+
+
+def _distinct(jpeg: bytes, tag: int) -> bytes:
+    """The same image with a JPEG comment segment (COM, 0xFFFE) naming `tag`: decodes identically, but no two frames
+    share bytes, so the lake stores every frame as a real dataset would (no dictionary or dedup effect)."""
+    comment = b"curate-bench %d" % tag
+    return jpeg[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + jpeg[2:]
+
+
+def bridge_examples(n: int, *, seed: int = 0, steps: int = 20, image_size: int = 64) -> Iterator[dict[str, Any]]:
+    """`n` bridge-shaped RLDS examples ({leaf path: per-step values}), generated one at a time.
+
+    One 64x64 JPEG camera (`image_0`, a pool of real encoded frames made distinct per step), 7-d state and action,
+    a five-word instruction per episode, steps varying +-25% around `steps`. Seeded: the same arguments give the
+    same bytes.
+    """
+    pool = _jpeg_pool(64, image_size, seed)
+    tag = 0
     for i in range(n):
-        rng = random.Random(seed * 1_000_003 + i)
-        n_steps = max(2, steps + rng.randint(-steps // 4, steps // 4))
-        key = f"{dataset}/episode_{i}"
-        instruction = " ".join(rng.choice(WORDS) for _ in range(5))
-        step_list = [
-            Step(index=t, timestamp_s=t / 10, action=[rng.uniform(-1, 1) for _ in range(7)],
-                 state=[rng.uniform(-1, 1) for _ in range(3)], reward=float(t == n_steps - 1),
-                 is_first=t == 0, is_last=t == n_steps - 1, is_terminal=t == n_steps - 1,
-                 language=instruction, frames=[Frame(camera="image", format="jpeg", data=rng.choice(pool))])
-            for t in range(n_steps)
-        ]
-        yield Episode(
-            episode_id=episode_id_for(dataset, key), dataset=dataset,
-            source=Source(format="rlds", uri=f"bench://{dataset}", key=key, fingerprint=fingerprint_of(key, str(seed))),
-            embodiment=Embodiment(robot="widowx", kind="arm"),
-            action_space=Space(kind="eef_delta", dim=7, names=["dx", "dy", "dz", "rx", "ry", "rz", "grip"]),
-            state_space=Space(kind="eef_abs", dim=3, names=["x", "y", "z"]),
-            control_hz=10.0, instruction=instruction, n_steps=n_steps, duration_s=n_steps / 10,
-            cameras=[Camera(name="image", kind="rgb", height=image_size, width=image_size)],
-            split="train", steps=step_list,
-        )
+        rng = np.random.default_rng([seed, i])
+        n_steps = max(2, steps + int(rng.integers(-(steps // 4), steps // 4 + 1)))
+        words = rng.integers(0, len(WORDS), 5)
+        instruction = " ".join(WORDS[w] for w in words)
+        frames = []
+        for p in rng.integers(0, len(pool), n_steps):
+            frames.append(_distinct(pool[p], tag))
+            tag += 1
+        last = np.arange(n_steps) == n_steps - 1
+        yield {"steps/observation/image_0": frames,
+               "steps/observation/state": rng.uniform(-1, 1, (n_steps, 7)),
+               "steps/action": rng.uniform(-1, 1, (n_steps, 7)),
+               "steps/language_instruction": [instruction] * n_steps,
+               "steps/reward": last.astype(np.float32), "steps/discount": np.ones(n_steps),
+               "steps/is_first": np.arange(n_steps) == 0, "steps/is_last": last, "steps/is_terminal": last,
+               "episode_metadata/file_path": f"/bench/{seed}/episode_{i}"}
 
 
 def write_rlds(n: int, out: str | Path, *, seed: int = 0, steps: int = 20, episodes_per_shard: int = 100,
                image_size: int = 64) -> str:
-    """An RLDS dataset of `n` episodes in shards of `episodes_per_shard` (one ingest unit per shard)."""
-    from connectors.rlds.writer import write_episodes
+    """An OXE bridge-layout RLDS dataset of `n` episodes in shards of `episodes_per_shard` (one ingest unit per
+    shard), written with the project's TFDS writer. The TFDS name is `bridge_dataset`, so ingest maps it through
+    the OXE registry exactly as it would the real Bridge data."""
+    from connectors.rlds.features import features_json
+    from connectors.rlds.writer import TFDSWriter
 
-    return write_episodes(synthetic_episodes(n, seed=seed, steps=steps, image_size=image_size),
-                          str(Path(out) / "synth" / "1.0.0"), name="synth", episodes_per_shard=episodes_per_shard)
+    root = Path(out) / "bridge_dataset" / "1.0.0"
+    with TFDSWriter(root, name="bridge_dataset", features=features_json(BRIDGE_FEATURES),
+                    episodes_per_shard=episodes_per_shard) as writer:
+        for example in bridge_examples(n, seed=seed, steps=steps, image_size=image_size):
+            writer.add("train", example)
+    return str(root)
 
 
 def write_lerobot(n: int, out: str | Path, *, seed: int = 0) -> Path:
