@@ -15,9 +15,11 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from schemas import Episode
+
+StepLayout = Literal["objects", "columns"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,10 @@ class SourceOptions:
     splits: tuple[str, ...] = ()
     limit: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    layout: StepLayout = "objects"
+    """What the caller accepts: "objects" (every episode has `steps`) or "columns" (an episode may instead carry
+    its steps and frames as Arrow columns, `episode.columns`; see schemas/columns.py). A connector that cannot
+    build columns ignores it and yields objects."""
 
 
 class Connector(abc.ABC):

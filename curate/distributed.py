@@ -35,7 +35,6 @@ import json
 import logging
 import os
 import time
-import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -47,10 +46,9 @@ import pyarrow as pa
 from connectors.base import BadEpisode
 from curate.errors import ConfigError, IngestError
 from curate.ingest import IngestProgress, IngestReport, Rejection, WorkUnit, convert_unit, plan_units
-from curate.lake import BATCH_BYTES, FRAMES, LAKE_EPISODES_SCHEMA, STEPS, TABLE_SCHEMAS, Lake, check_id
-from schemas import FRAMES_SCHEMA, STEPS_SCHEMA, Episode
-from schemas.arrow import model_to_row
-from schemas.episode import EPISODE_ROW_EXCLUDE
+from curate.lake import BATCH_BYTES, FRAMES, STEPS, TABLE_SCHEMAS, Lake, episode_tables
+from schemas import Episode
+from schemas.columns import frame_bytes
 
 COUNT_FIELDS = ("episodes", "steps", "unchanged", "replaced", "rejected")
 ENV_PASSTHROUGH = ("AWS_", "GOOGLE_", "CURATE_", "HF_HUB_OFFLINE", "RAY_USAGE_STATS_ENABLED")
@@ -113,28 +111,9 @@ def _quiet_data_context() -> Any:
 
 # --------------------------------------------------------------------------------------------- worker side
 def episode_rows(episodes: Iterable[Episode]) -> tuple[pa.Table, pa.Table, pa.Table]:
-    """(episode rows, step rows, frame rows) of some episodes, keyed by a fresh revision: the lake's row layout.
-
-    Mirrors what `Lake.stage_episodes` writes; within the given episodes the last occurrence of an id wins.
-    """
-    by_id = {ep.episode_id: ep for ep in episodes}
-    rows, step_rows, frame_rows = [], [], []
-    no_frames = frozenset({"frames"})
-    for ep in by_id.values():
-        check_id(ep.episode_id)
-        revision = f"{ep.revision[:16]}-{uuid.uuid4().hex[:12]}"
-        row = model_to_row(ep, exclude=EPISODE_ROW_EXCLUDE)
-        row["revision"] = revision
-        rows.append(row)
-        key = {"episode_id": ep.episode_id, "revision": revision}
-        for step in ep.steps:
-            step_rows.append({**key, **model_to_row(step, exclude=no_frames)})
-            for frame in step.frames:
-                frame_rows.append({**key, "index": step.index, **model_to_row(frame)})
-    return (pa.Table.from_pylist(rows, schema=LAKE_EPISODES_SCHEMA),
-            pa.Table.from_pylist(step_rows, schema=STEPS_SCHEMA),
-            pa.Table.from_pylist(frame_rows, schema=FRAMES_SCHEMA))
-
+    """(episode rows, step rows, frame rows) of some episodes, keyed by a fresh revision: the lake's row layout,
+    exactly what `Lake.stage_episodes` writes (`curate.lake.episode_tables`), for Step objects or columns alike."""
+    return episode_tables(episodes)
 
 
 def _chunks(items: Iterable[Episode | BadEpisode], *, max_episodes: int,
@@ -146,7 +125,7 @@ def _chunks(items: Iterable[Episode | BadEpisode], *, max_episodes: int,
         chunk.append(item)
         if isinstance(item, Episode):
             n += 1
-            size += sum(len(f.data or b"") for s in item.steps for f in s.frames)
+            size += frame_bytes(item)
         if n >= max_episodes or size >= max_bytes:
             yield chunk
             chunk, n, size = [], 0, 0

@@ -55,6 +55,7 @@ from schemas import (
     Step,
 )
 from schemas.arrow import model_to_row, row_builder, row_to_dict, row_to_model
+from schemas.columns import frame_bytes
 from schemas.episode import EPISODE_ROW_EXCLUDE
 
 DEFAULT_LAKE = "./lake"
@@ -320,7 +321,7 @@ class Lake:
         batch_bytes = 0
         for episode in episodes:
             batch.append(episode)
-            batch_bytes += sum(len(f.data or b"") for step in episode.steps for f in step.frames)
+            batch_bytes += frame_bytes(episode)
             if len(batch) >= batch_size or batch_bytes >= BATCH_BYTES:
                 self._commit_batch(batch, total, on_batch)
                 batch, batch_bytes = [], 0
@@ -347,23 +348,12 @@ class Lake:
         Within the given episodes the last occurrence of an id wins.
         """
         self._require_writable()
-        by_id = {ep.episode_id: ep for ep in episodes}
-        episode_row = row_builder(Episode, exclude=EPISODE_ROW_EXCLUDE)
-        rows = []
-        keyed_steps: list[tuple[str, str, Step]] = []
-        for ep in by_id.values():
-            check_id(ep.episode_id)
-            revision = f"{ep.revision[:16]}-{uuid.uuid4().hex[:12]}"
-            row = episode_row(ep)
-            row["revision"] = revision
-            rows.append(row)
-            keyed_steps.extend((ep.episode_id, revision, step) for step in ep.steps)
-        if keyed_steps:
-            self._append(STEPS, _step_table(keyed_steps))
-            frames = _frame_table(keyed_steps)
-            if frames.num_rows:
-                self._append(FRAMES, frames)
-        return pa.Table.from_pylist(rows, schema=LAKE_EPISODES_SCHEMA)
+        rows, steps, frames = episode_tables(episodes)
+        if steps.num_rows:
+            self._append(STEPS, steps)
+        if frames.num_rows:
+            self._append(FRAMES, frames)
+        return rows
 
     def ensure_tables(self) -> None:
         """Create the steps and frames tables (empty) if missing, so several processes can then stage concurrently
@@ -773,6 +763,43 @@ class Lake:
             ds = self._dataset(name, refresh=True)
             ds.create_scalar_index("episode_id", index_type="BTREE", replace=True)
             self._dataset(name, refresh=True)
+
+
+def episode_tables(episodes: Iterable[Episode]) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """(episode rows, step rows, frame rows) of some episodes, each keyed by a fresh revision: the lake's row layout.
+
+    Episodes carrying columns (`episode.columns`) contribute their tables as they are, with the key columns
+    prepended; episodes with Step objects are converted column by column. Within the given episodes the last
+    occurrence of an id wins.
+    """
+    by_id = {ep.episode_id: ep for ep in episodes}
+    episode_row = row_builder(Episode, exclude=EPISODE_ROW_EXCLUDE)
+    rows = []
+    keyed_steps: list[tuple[str, str, Step]] = []
+    step_tables: list[pa.Table] = []
+    frame_tables: list[pa.Table] = []
+    for ep in by_id.values():
+        check_id(ep.episode_id)
+        revision = f"{ep.revision[:16]}-{uuid.uuid4().hex[:12]}"
+        row = episode_row(ep)
+        row["revision"] = revision
+        rows.append(row)
+        if ep.columns is not None:
+            steps, frames = ep.columns.keyed(ep.episode_id, revision)
+            step_tables.append(steps)
+            frame_tables.append(frames)
+        else:
+            keyed_steps.extend((ep.episode_id, revision, step) for step in ep.steps)
+    if keyed_steps or not step_tables:
+        step_tables.insert(0, _step_table(keyed_steps))
+        frame_tables.insert(0, _frame_table(keyed_steps))
+    return (pa.Table.from_pylist(rows, schema=LAKE_EPISODES_SCHEMA), _concat(step_tables),
+            _concat(frame_tables))
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    """One table of contiguous columns (Lance writes those fastest)."""
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables).combine_chunks()
 
 
 def _step_table(keyed_steps: list[tuple[str, str, Step]]) -> pa.Table:

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from itertools import chain
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from schemas import Episode
+from schemas.columns import EpisodeColumns
 
 EMPTY_INSTRUCTION = "empty_instruction"
 PLACEHOLDER_INSTRUCTION = "placeholder_instruction"
@@ -79,35 +83,38 @@ def _max_level(data: bytes) -> int | None:
 
 
 def quality_flags(episode: Episode) -> list[str]:
-    """The quality flags of an episode (sorted, without duplicates)."""
+    """The quality flags of an episode (sorted, without duplicates), from its Step objects or its columns."""
     flags: set[str] = set()
     text = (episode.instruction or "").strip()
     if not text:
         flags.add(EMPTY_INSTRUCTION)
     elif text.lower().strip(".!") in PLACEHOLDERS:
         flags.add(PLACEHOLDER_INSTRUCTION)
+    columns = episode.columns
     steps = episode.steps
-    if episode.n_steps == 0 and not steps:
+    if episode.n_steps == 0 and not steps and (columns is None or columns.n_steps == 0):
         flags.add(LANGUAGE_ONLY)
         return sorted(flags)
+    if columns is not None:
+        _column_flags(episode, columns, flags)
+    else:
+        _step_flags(episode, flags)
+    return sorted(flags)
+
+
+def _step_flags(episode: Episode, flags: set[str]) -> None:
+    """The step and camera flags of an episode carrying Step objects."""
+    steps = episode.steps
     if steps and not any(s.is_last for s in steps):
         flags.add(NO_IS_LAST)
     widths = {len(s.action) for s in steps}
     if steps and len(widths) == 1 and widths != {0}:
-        actions = np.array([s.action for s in steps], dtype=np.float64)
-        finite = np.isfinite(actions)
-        if not finite.all():
-            flags.add(NONFINITE_VALUES)
-        if finite[0].all() and not np.any(actions[0]):
-            flags.add(ZERO_FIRST_ACTION)
-        if _longest_constant_run(actions) >= IDLE_RUN:
-            flags.add(IDLE_ACTIONS)
+        _action_flags(np.array([s.action for s in steps], dtype=np.float64), flags)
     values = chain(chain.from_iterable(s.action for s in steps),
                    chain.from_iterable(s.state for s in steps if s.state is not None),
                    (s.reward for s in steps if s.reward is not None))
     if not all(map(math.isfinite, values)):
         flags.add(NONFINITE_VALUES)
-    declared = [c.name for c in episode.cameras if not c.missing]
     by_camera: dict[str, list[bytes]] = {}
     counts: dict[str, int] = {}
     for step in steps:
@@ -115,14 +122,78 @@ def quality_flags(episode: Episode) -> list[str]:
             counts[frame.camera] = counts.get(frame.camera, 0) + 1
             if frame.data is not None:
                 by_camera.setdefault(frame.camera, []).append(frame.data)
-    for name in declared:
-        if steps and counts.get(name, 0) != len(steps):
+    _camera_flags(episode, len(steps), counts, {name: frames.__getitem__ for name, frames in by_camera.items()},
+                  {name: len(frames) for name, frames in by_camera.items()}, flags)
+
+
+def _column_flags(episode: Episode, columns: EpisodeColumns, flags: set[str]) -> None:
+    """The step and camera flags of an episode carrying columns: the same flags as `_step_flags`, computed on the
+    Arrow columns without a Python object per step."""
+    table = columns.steps
+    n = table.num_rows
+    if n and not pc.any(table.column("is_last")).as_py():
+        flags.add(NO_IS_LAST)
+    action = table.column("action").combine_chunks()
+    widths = np.unique(pc.list_value_length(action).to_numpy(zero_copy_only=False)) if n else np.zeros(0)
+    finite = True
+    if len(widths) == 1 and widths[0] != 0:
+        actions = _flat_values(action).astype(np.float64).reshape(n, int(widths[0]))
+        _action_flags(actions, flags)
+    for name in ("action", "state"):
+        finite = finite and bool(np.isfinite(_flat_values(table.column(name).combine_chunks())).all())
+    reward = table.column("reward").combine_chunks()
+    finite = finite and bool(np.isfinite(reward.drop_null().to_numpy()).all())
+    if not finite:
+        flags.add(NONFINITE_VALUES)
+    frames = columns.frames
+    cameras = frames.column("camera").combine_chunks()
+    counts = {str(row["values"]): int(row["counts"]) for row in pc.value_counts(cameras).to_pylist()}
+    data = frames.column("data").combine_chunks()
+    valid = pc.is_valid(data)
+    readers: dict[str, Callable[[int], bytes]] = {}
+    sizes: dict[str, int] = {}
+    for name in counts:
+        rows = np.flatnonzero(pc.and_(pc.equal(cameras, name), valid).to_numpy(zero_copy_only=False))
+        if rows.size:
+            readers[name] = lambda i, rows=rows: data[int(rows[i])].as_py()
+            sizes[name] = int(rows.size)
+    _camera_flags(episode, n, counts, readers, sizes, flags)
+
+
+def _flat_values(array: pa.Array) -> np.ndarray:
+    """The values of a list<float> column (null lists contribute nothing), as numpy."""
+    return pc.list_flatten(array).to_numpy(zero_copy_only=False)
+
+
+def _action_flags(actions: np.ndarray, flags: set[str]) -> None:
+    """Flags of a [steps, width] action array: non-finite values, an all-zero first action, idle runs."""
+    finite = np.isfinite(actions)
+    if not finite.all():
+        flags.add(NONFINITE_VALUES)
+    if finite[0].all() and not np.any(actions[0]):
+        flags.add(ZERO_FIRST_ACTION)
+    if _longest_constant_run(actions) >= IDLE_RUN:
+        flags.add(IDLE_ACTIONS)
+
+
+def _camera_flags(episode: Episode, n_steps: int, counts: dict[str, int],
+                  frames: dict[str, Callable[[int], bytes]], sizes: dict[str, int], flags: set[str]) -> None:
+    """Frame-count mismatches against the declared cameras, and black or undecodable cameras.
+
+    Args:
+        counts: frames per camera (with or without bytes).
+        frames: per camera with bytes, a function giving its i-th frame that has bytes.
+        sizes: per camera with bytes, how many of its frames have bytes.
+    """
+    for camera in episode.cameras:
+        if not camera.missing and n_steps and counts.get(camera.name, 0) != n_steps:
             flags.add(FRAME_COUNT_MISMATCH)
-    for name, frames in by_camera.items():
-        picks = sorted({0, len(frames) // 2, len(frames) - 1})[:SAMPLE_FRAMES]
+    for name, frame in frames.items():
+        size = sizes[name]
+        picks = sorted({0, size // 2, size - 1})[:SAMPLE_FRAMES]
         black = True
         for i in picks:  # stop at the first frame that is not black: one decode for most cameras
-            level = _max_level(frames[i])
+            level = _max_level(frame(i))
             if level is None:
                 flags.add(f"{UNDECODABLE_FRAME}:{name}")
                 black = False
@@ -132,4 +203,3 @@ def quality_flags(episode: Episode) -> list[str]:
                 break
         if black:
             flags.add(f"{BLACK_CAMERA}:{name}")
-    return sorted(flags)

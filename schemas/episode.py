@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import pyarrow as pa
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from schemas.arrow import ArrowType, JsonField
 from schemas.version import SCHEMA_VERSION
@@ -159,6 +159,7 @@ class Episode(_Model):
     schema_version: int = SCHEMA_VERSION
     ingested_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     steps: list[Step] = Field(default_factory=list)
+    _columns: Any = PrivateAttr(default=None)
 
     @field_validator("ingested_at")
     @classmethod
@@ -172,6 +173,28 @@ class Episode(_Model):
         for segment in self.segments:
             if self.n_steps and segment.end > self.n_steps:
                 raise ValueError(f"segment {segment.text!r} ends at step {segment.end}, past n_steps={self.n_steps}")
+        return self
+
+    @property
+    def columns(self) -> Any:
+        """The steps and frames as `schemas.columns.EpisodeColumns` when a connector handed them over as Arrow
+        columns (then `steps == []`), else None."""
+        return self._columns
+
+    def attach_columns(self, columns: Any) -> Episode:
+        """Carry the steps and frames as columns (`schemas.columns.EpisodeColumns`) instead of Step objects.
+
+        Returns:
+            This episode, for chaining.
+
+        Raises:
+            ValueError: the episode also has Step objects, or `n_steps` is not the number of step rows.
+        """
+        if self.steps:
+            raise ValueError("an episode carries its steps either as Step objects or as columns, not both")
+        if columns.n_steps != self.n_steps:
+            raise ValueError(f"n_steps is {self.n_steps} but the step columns hold {columns.n_steps} rows")
+        self._columns = columns
         return self
 
     @property
