@@ -14,16 +14,17 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import numpy as np
 
 from curate.errors import ConfigError
+from curate.export.columns import EpisodeColumns, iter_columns
 from curate.lake import Lake
-from schemas import Episode
 from schemas.mixture import Manifest, ManifestEpisode
 
 Progress = Callable[[str, int, int], None]
@@ -88,10 +89,10 @@ def atomic_dir(out: str | Path, *, overwrite: Overwrite = "refuse") -> Iterator[
 # ------------------------------------------------------------------------------------------------- episodes
 @dataclass(frozen=True)
 class Item:
-    """One episode to write: its manifest row, the loaded episode and which copy this is (0-based)."""
+    """One episode to write: its manifest row, its columns (current labels, frame bytes) and which copy this is."""
 
     entry: ManifestEpisode
-    episode: Episode
+    episode: EpisodeColumns
     copy: int
     copies: int
 
@@ -106,88 +107,13 @@ def plan(manifest: Manifest, *, repeats: Repeats = "materialize") -> list[tuple[
     return out
 
 
-def with_current_language(episode: Episode) -> Episode:
-    """Per-step language that only repeats the source instruction follows a relabelled instruction.
-
-    Many sources copy the episode instruction into every step (RLDS `language_instruction`); after a relabel
-    those copies would still say the old text, so they are replaced by the current instruction.
-    """
-    texts = {s.language for s in episode.steps}
-    if len(texts) != 1:
-        return episode
-    (text,) = texts
-    if text is None or text == episode.instruction or episode.instruction is None:
-        return episode
-    steps = [s.model_copy(update={"language": episode.instruction}) for s in episode.steps]
-    return episode.model_copy(update={"steps": steps})
-
-
-LOAD_BATCH = 64
-"""Episodes read from the lake per query: one Lance scan of steps and one of frames per batch."""
-
-
-def load_episodes(lake: Lake, ids: list[str]) -> dict[str, Episode]:
-    """Episodes (current labels, steps, frame bytes) for many ids with three filtered scans.
-
-    What `lake.episode(id, frames="eager")` returns, without three queries per episode: exports spend
-    their time moving bytes, not opening Lance fragments.
-    """
-    from curate.lake import FRAMES, LAKE_EPISODES_SCHEMA, STEPS, id_predicate
-    from schemas import Frame, Step
-    from schemas.arrow import row_to_model
-
-    rows = lake.rows(ids, columns=LAKE_EPISODES_SCHEMA.names)
-    if rows.height != len(set(ids)):
-        from curate.errors import EpisodeNotFoundError
-
-        missing = sorted(set(ids) - set(rows["episode_id"].to_list()))
-        raise EpisodeNotFoundError(f"episode {missing[0]!r} of the manifest is not in lake {lake.uri} at version "
-                                   f"{lake.version}; re-run `curate mix` on this lake")
-    revisions = dict(zip(rows["episode_id"].to_list(), rows["revision"].to_list(), strict=True))
-    flt = id_predicate("episode_id", ids)
-    wanted = set(revisions.values())
-    steps_by: dict[str, list[dict[str, Any]]] = {}
-    steps_ds = lake.table(STEPS)
-    if steps_ds is not None:
-        for r in steps_ds.to_table(filter=flt).to_pylist():
-            if r["revision"] in wanted:
-                steps_by.setdefault(r["episode_id"], []).append(r)
-    frames_by: dict[tuple[str, int], list[Frame]] = {}
-    frames_ds = lake.table(FRAMES)
-    if frames_ds is not None:
-        fields = list(Frame.model_fields)
-        for r in frames_ds.to_table(filter=flt).to_pylist():
-            if r["revision"] in wanted:
-                frames_by.setdefault((r["episode_id"], r["index"]), []).append(
-                    Frame.model_construct(**{k: r.get(k) for k in fields}))
-    out: dict[str, Episode] = {}
-    for row in rows.iter_rows(named=True):
-        eid = row["episode_id"]
-        row.pop("revision")
-        steps = []
-        for r in sorted(steps_by.get(eid, []), key=lambda r: r["index"]):
-            body = {k: v for k, v in r.items() if k not in ("episode_id", "revision")}
-            frames = frames_by.get((eid, r["index"]), [])
-            # rows come from the lake, already valid: construct without re-validating (the hot loop of exports)
-            body["action_args"] = json.loads(body["action_args"]) if body.get("action_args") else None
-            body["action"] = body.get("action") or []
-            steps.append(Step.model_construct(**body, frames=frames))
-        out[eid] = row_to_model(Episode, row, steps=steps)
-    return out
-
-
 def iter_items(manifest: Manifest, lake: Lake, *, repeats: Repeats = "materialize",
-               datasets: set[str] | None = None, batch: int = LOAD_BATCH) -> Iterator[Item]:
-    """Load each selected episode once (frames eager, current labels), in batches, and yield it once per copy."""
-    entries = [e for e in manifest.selected() if datasets is None or e.dataset in datasets]
-    for start in range(0, len(entries), batch):
-        chunk = entries[start:start + batch]
-        loaded = load_episodes(lake, [e.episode_id for e in chunk])
-        for entry in chunk:
-            episode = with_current_language(loaded[entry.episode_id])
-            copies = entry.repeats if repeats == "materialize" else 1
-            for c in range(copies):
-                yield Item(entry=entry, episode=episode, copy=c, copies=copies)
+               datasets: set[str] | None = None) -> Iterator[Item]:
+    """Read each selected episode once as Arrow columns (bounded batches, manifest order); yield it once per copy."""
+    for entry, episode in iter_columns(manifest, lake, datasets=datasets):
+        copies = entry.repeats if repeats == "materialize" else 1
+        for c in range(copies):
+            yield Item(entry=entry, episode=episode, copy=c, copies=copies)
 
 
 # ------------------------------------------------------------------------------------------------- statistics
@@ -200,13 +126,13 @@ class VectorStats:
         self._sumsq: np.ndarray | None = None
         self._min: np.ndarray | None = None
         self._max: np.ndarray | None = None
-        self._rows: list[np.ndarray] = []
+        self._rows = np.empty((0, 0))
         self._kept = 0
         self._cap = reservoir
         self._rng = np.random.default_rng(seed)
 
     def add(self, values: np.ndarray) -> None:
-        """Add a (T, D) block of rows."""
+        """Add a (T, D) block of rows (reservoir sampling, algorithm R, seeded and vectorised)."""
         if values.size == 0:
             return
         v = np.asarray(values, dtype=np.float64)
@@ -216,21 +142,26 @@ class VectorStats:
             d = v.shape[1]
             self._sum, self._sumsq = np.zeros(d), np.zeros(d)
             self._min, self._max = np.full(d, np.inf), np.full(d, -np.inf)
+            self._rows = np.empty((self._cap, d))
         if v.shape[1] != self._sum.shape[0]:
             raise ExportError(f"vector width changed from {self._sum.shape[0]} to {v.shape[1]} within one dataset")
         self._sum += v.sum(0)
         self._sumsq += (v * v).sum(0)
         self._min = np.minimum(self._min, v.min(0))
         self._max = np.maximum(self._max, v.max(0))
-        for row in v:  # reservoir sampling (algorithm R), seeded
-            self.count += 1
-            if self._kept < self._cap:
-                self._rows.append(row)
-                self._kept += 1
-            else:
-                j = int(self._rng.integers(0, self.count))
-                if j < self._cap:
-                    self._rows[j] = row
+        fill = min(len(v), self._cap - self._kept)
+        self._rows[self._kept:self._kept + fill] = v[:fill]
+        self._kept += fill
+        self.count += fill
+        rest = v[fill:]
+        if len(rest):
+            # row k (1-based count after adding it) replaces a uniform slot j < count when j < cap
+            j = self._rng.integers(0, self.count + np.arange(1, len(rest) + 1))
+            hit = np.flatnonzero(j < self._cap)
+            # the same slot drawn twice: the later row wins, as in the sequential algorithm
+            slots, last = np.unique(j[hit][::-1], return_index=True)
+            self._rows[slots] = rest[hit[::-1][last]]
+            self.count += len(rest)
 
     def result(self, names: list[str] | None = None) -> dict[str, Any]:
         """{names, count, mean, std, min, max, q01, q10, q50, q90, q99} as lists (one value per dimension)."""
@@ -238,7 +169,7 @@ class VectorStats:
             return {"names": names or [], "count": 0}
         mean = self._sum / self.count
         var = np.maximum(self._sumsq / self.count - mean * mean, 0.0)
-        rows = np.stack(self._rows)
+        rows = self._rows[:self._kept]
         out: dict[str, Any] = {"names": names or [f"dim_{i}" for i in range(len(mean))], "count": self.count,
                                "mean": mean.tolist(), "std": np.sqrt(var).tolist(), "min": self._min.tolist(),
                                "max": self._max.tolist()}
@@ -255,17 +186,21 @@ class NormStats:
         self._data: dict[str, dict[str, VectorStats]] = {}
         self._names: dict[str, dict[str, list[str]]] = {}
 
-    def add(self, episode: Episode) -> None:
+    def add(self, episode: EpisodeColumns) -> None:
+        """Add one episode's actions and states (states only when every step has one)."""
         per = self._data.setdefault(episode.dataset, {})
         names = self._names.setdefault(episode.dataset, {})
-        actions = np.array([s.action for s in episode.steps], dtype=np.float32)
+        actions = episode.vectors("action")
+        if actions is None:
+            raise ExportError(f"episode {episode.episode_id}: its steps' actions differ in length")
         if actions.size:
             per.setdefault("action", VectorStats(seed=self.seed)).add(actions)
-            names.setdefault("action", list(episode.action_space.names))
-        states = [s.state for s in episode.steps if s.state is not None]
-        if states and len(states) == len(episode.steps):
-            per.setdefault("state", VectorStats(seed=self.seed)).add(np.array(states, dtype=np.float32))
-            names.setdefault("state", list(episode.state_space.names) if episode.state_space else [])
+            names.setdefault("action", list(episode.row["action_space"]["names"] or []))
+        states = episode.vectors("state")
+        if states is not None and episode.n_steps:
+            per.setdefault("state", VectorStats(seed=self.seed)).add(states)
+            space = episode.row["state_space"]
+            names.setdefault("state", list(space["names"] or []) if space else [])
 
     def result(self) -> dict[str, Any]:
         return {ds: {key: stats.result(self._names[ds].get(key)) for key, stats in sorted(per.items())}
@@ -274,11 +209,48 @@ class NormStats:
 
 # ------------------------------------------------------------------------------------------------- files
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
+    return _sha256_and_close(Path(path).open("rb"))
+
+
+class Checksums:
+    """sha256 of output files, each hashed in a background thread as soon as it is complete (hashlib releases
+    the GIL), so hashing overlaps with writing the next file instead of re-reading everything at the end."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-sha256")
+        self._pending: dict[Path, Future[str]] = {}
+
+    def add(self, path: Path) -> None:
+        """Hash `path`, which must not change any more (it is opened now, so it may be renamed meanwhile)."""
+        fh = Path(path).open("rb")  # noqa: SIM115 - the hashing thread closes it
+        self._pending[Path(path)] = self._pool.submit(_sha256_and_close, fh)
+
+    def renamed(self, old: Path, new: Path) -> None:
+        """`old` (added before) is now called `new`."""
+        if Path(old) in self._pending:
+            self._pending[Path(new)] = self._pending.pop(Path(old))
+
+    def digest(self, path: Path) -> str:
+        """The sha256 of `path`: the background result if it was added, else hashed now."""
+        future = self._pending.pop(Path(path), None)
+        return future.result() if future is not None else sha256_file(path)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Checksums:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _sha256_and_close(fh: IO[bytes]) -> str:
+    with fh:
+        h = hashlib.sha256()
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()
+        return h.hexdigest()
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -307,8 +279,12 @@ def write_mixture_files(root: Path, manifest: Manifest) -> None:
 
 
 def finalize(root: Path, manifest: Manifest, result: ExportResult, *, norm: NormStats,
-             extra: dict[str, Any] | None = None) -> None:
-    """Write normalization.json, the mixture weights, the full mixture manifest and manifest.json (checksums)."""
+             extra: dict[str, Any] | None = None, checksums: Checksums | None = None) -> None:
+    """Write normalization.json, the mixture weights, the full mixture manifest and manifest.json (checksums).
+
+    Args:
+        checksums: digests of data files already hashed while the export wrote them; the rest are hashed here.
+    """
     write_json(root / "normalization.json", norm.result())
     write_mixture_files(root, manifest)
     (root / "mixture_manifest.json").write_text(manifest.to_json())
@@ -316,7 +292,7 @@ def finalize(root: Path, manifest: Manifest, result: ExportResult, *, norm: Norm
     total = 0
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
-        files[rel] = sha256_file(path)
+        files[rel] = checksums.digest(path) if checksums is not None else sha256_file(path)
         total += path.stat().st_size
     result.files = files
     result.bytes = total

@@ -17,20 +17,24 @@ JPEG/PNG bytes in the parquet as `image` features (no re-encoding at all).
 
 from __future__ import annotations
 
-import io
+import functools
 import json
 import shutil
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import Image
 
+from curate.export.columns import EpisodeColumns, camera_data, with_encoded_frames
 from curate.export.common import (
+    Checksums,
     ExportError,
     ExportResult,
     Item,
@@ -48,7 +52,7 @@ from curate.export.common import (
 )
 from curate.lake import Lake
 from curate.media import decode_image
-from schemas import Episode, Frame
+from schemas import Frame
 from schemas.mixture import Manifest
 
 CameraMode = Literal["video", "image"]
@@ -66,8 +70,32 @@ QUANTILES = (1, 10, 50, 90, 99)
 IMAGE_STATS_FRAMES = 8
 
 
+IMAGE_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+"""How HF datasets stores an `Image` feature: the encoded bytes (path unused)."""
+
+
 def _chunk_file(n: int) -> tuple[int, int]:
     return n // CHUNKS_SIZE, n % CHUNKS_SIZE
+
+
+def _action_width(episode: EpisodeColumns) -> int:
+    """Values in the first step's action (0 for an episode without steps)."""
+    if episode.n_steps == 0:
+        return 0
+    offsets = episode.steps.column("action").chunk(0).offsets
+    return int(offsets[1].as_py() - offsets[0].as_py())
+
+
+def _camera_frames(episode: EpisodeColumns, camera: str) -> list[Frame]:
+    """One camera's frames in step order (video mode, where encoding each frame dominates anyway).
+
+    Raises:
+        ExportError: a step has no frame of this camera.
+    """
+    table = episode.frames.filter(pc.equal(episode.frames.column("camera"), camera))
+    if table.num_rows != episode.n_steps:
+        raise ExportError(f"episode {episode.episode_id}: camera {camera!r} is missing on some steps")
+    return [Frame.model_construct(**{k: r.get(k) for k in Frame.model_fields}) for r in table.to_pylist()]
 
 
 def _stats(values: np.ndarray) -> dict[str, Any]:
@@ -77,9 +105,21 @@ def _stats(values: np.ndarray) -> dict[str, Any]:
         v = v[:, None]
     out: dict[str, Any] = {"min": v.min(0).tolist(), "max": v.max(0).tolist(), "mean": v.mean(0).tolist(),
                            "std": v.std(0).tolist(), "count": [int(v.shape[0])]}
-    for q in QUANTILES:
-        out[f"q{q:02d}"] = np.quantile(v, q / 100, axis=0).tolist()
+    quantiles = np.quantile(v, [q / 100 for q in QUANTILES], axis=0)  # one partition for all five
+    for q, values in zip(QUANTILES, quantiles, strict=True):
+        out[f"q{q:02d}"] = values.tolist()
     return out
+
+
+def _stats_columns(block: np.ndarray) -> list[dict[str, Any]]:
+    """`_stats` of each column of a (T, K) block of scalar features, computed for all K at once (each column is
+    reduced contiguously, so every figure equals `_stats(block[:, k])`)."""
+    rows = np.ascontiguousarray(block.T, dtype=np.float64)
+    mins, maxs, means, stds = rows.min(1).tolist(), rows.max(1).tolist(), rows.mean(1).tolist(), rows.std(1).tolist()
+    quantiles = np.quantile(rows, [q / 100 for q in QUANTILES], axis=1).tolist()
+    return [{"min": [mins[k]], "max": [maxs[k]], "mean": [means[k]], "std": [stds[k]], "count": [rows.shape[1]],
+             **{f"q{q:02d}": [quantiles[i][k]] for i, q in enumerate(QUANTILES)}}
+            for k in range(rows.shape[0])]
 
 
 def _image_stats(images: list[np.ndarray]) -> dict[str, Any]:
@@ -110,24 +150,6 @@ def _image_stats(images: list[np.ndarray]) -> dict[str, Any]:
             v_hi = levels[np.searchsorted(cdf, hi, side="right")]
             out[f"q{q:02d}"].append([[float(v_lo + (v_hi - v_lo) * (h - lo))]])
     return {**out, "count": [len(images)]}
-
-
-def _encoded(frames: list[Frame]) -> tuple[list[bytes], int]:
-    """Encoded bytes of frames; video references are decoded (one pass per video) and written as PNG."""
-    from curate.media import video_frames
-
-    out: list[bytes | None] = [None if f.format == "video" else f.read_bytes() for f in frames]
-    by_uri: dict[str, list[int]] = {}
-    for i, f in enumerate(frames):
-        if f.format == "video":
-            by_uri.setdefault(f.video_uri or "", []).append(i)
-    for uri, idx in by_uri.items():
-        for i, img in zip(idx, video_frames(uri, [float(frames[i].video_timestamp_s or 0.0) for i in idx]),
-                          strict=True):
-            buf = io.BytesIO()
-            img.save(buf, format="PNG")
-            out[i] = buf.getvalue()
-    return [b for b in out if b is not None], sum(len(v) for v in by_uri.values())
 
 
 def _even(img: Image.Image) -> Image.Image:
@@ -188,18 +210,20 @@ def _passthrough(frames: list[Frame], fps: float) -> tuple[str, float] | None:
 class _DatasetWriter:
     """Writes one LeRobot v3.0 dataset from the episodes of one source dataset."""
 
-    def __init__(self, root: Path, first: Episode, *, cameras: CameraMode, codec: str) -> None:
+    def __init__(self, root: Path, episode: EpisodeColumns, *, cameras: CameraMode, codec: str,
+                 checksums: Checksums | None = None) -> None:
+        first = episode.episode
         self.root = root
         self.dataset = first.dataset
         self.fps = first.control_hz
         self.robot_type = first.embodiment.robot
         self.action_names = list(first.action_space.names) or [f"action_{i}" for i in range(first.action_space.dim)]
-        self.action_dim = first.action_space.dim or (len(first.steps[0].action) if first.steps else 0)
+        self.action_dim = first.action_space.dim or _action_width(episode)
         self.state_dim = first.state_space.dim if first.state_space else 0
         self.state_names = (list(first.state_space.names) if first.state_space and first.state_space.names
                             else [f"state_{i}" for i in range(self.state_dim)])
         self.cameras = [c.name for c in first.cameras if not c.missing]
-        self.discrete = any(st.discrete_action is not None for st in first.steps)
+        self.discrete = episode.steps.column("discrete_action").null_count < episode.n_steps
         self.camera_mode = cameras
         self.codec = codec
         self.sizes: dict[str, tuple[int, int]] = {}
@@ -219,6 +243,8 @@ class _DatasetWriter:
         self.image_stats: dict[str, list[dict[str, Any]]] = {c: [] for c in self.cameras}
         self.frames = 0
         self.reencoded = 0
+        self.checksums = checksums
+        self.data_path: Path | None = None
 
     # -- schema --------------------------------------------------------------------------------------
     def _key(self, cam: str) -> str:
@@ -278,11 +304,12 @@ class _DatasetWriter:
         return int(self.fps) if float(self.fps).is_integer() else float(self.fps)
 
     # -- episodes ------------------------------------------------------------------------------------
-    def check(self, ep: Episode) -> None:
+    def check(self, columns: EpisodeColumns) -> None:
+        ep = columns.episode
         problems = []
         if ep.control_hz != self.fps:
             problems.append(f"control_hz {ep.control_hz} != {self.fps}")
-        dim = len(ep.steps[0].action) if ep.steps else self.action_dim
+        dim = _action_width(columns) if columns.n_steps else self.action_dim
         if dim != self.action_dim:
             problems.append(f"action dim {dim} != {self.action_dim}")
         cams = [c.name for c in ep.cameras if not c.missing]
@@ -294,49 +321,54 @@ class _DatasetWriter:
                               "one feature set per dataset: split it with `where` or export to parquet")
 
     def add(self, item: Item) -> None:
+        """Append one episode copy: its data rows (columns taken from the lake's arrays), frames and stats."""
         ep = item.episode
         self.check(ep)
         n = ep.n_steps
         episode_index = len(self.episode_rows)
-        task = ep.instruction or ""
+        task = ep.row["instruction"] or ""
         task_index = self.tasks.setdefault(task, len(self.tasks))
         ts = np.arange(n, dtype=np.float64) / self.fps
-        actions = np.array([s.action for s in ep.steps], dtype=np.float32).reshape(n, self.action_dim)
+        actions, _ = ep.padded("action", self.action_dim, fill=0.0)
         states = None
         columns: dict[str, Any] = {}
         if self.action_dim:
             columns["action"] = pa.FixedSizeListArray.from_arrays(pa.array(actions.ravel()), self.action_dim)
         if self.discrete:
-            columns[DISCRETE_KEY] = pa.array([st.discrete_action or "" for st in ep.steps], pa.string())
+            columns[DISCRETE_KEY] = pc.fill_null(ep.steps.column("discrete_action"), "")
         if self.state_dim:
-            states = np.array([s.state if s.state is not None else [np.nan] * self.state_dim for s in ep.steps],
-                              dtype=np.float32).reshape(n, self.state_dim)
+            states, bad = ep.padded("state", self.state_dim, fill=np.nan)
+            if bad is not None:
+                raise ExportError(f"episode {ep.episode_id} step {bad}: state width differs from {self.state_dim}")
             columns["observation.state"] = pa.FixedSizeListArray.from_arrays(pa.array(states.ravel()), self.state_dim)
         row: dict[str, Any] = {"episode_index": episode_index, "tasks": [task], "length": n}
+        encoded = functools.cache(lambda: with_encoded_frames(item.episode, image_format="PNG"))
+        if self.camera_mode == "image":
+            ep = encoded()
+            self.reencoded += ep.reencoded
         for cam in self.cameras:
-            frames = [next((f for f in s.frames if f.camera == cam), None) for s in ep.steps]
-            if any(f is None for f in frames):
-                raise ExportError(f"episode {ep.episode_id}: camera {cam!r} is missing on some steps")
             self.frames += n
             sample = np.linspace(0, n - 1, num=min(IMAGE_STATS_FRAMES, n)).astype(int) if n else []
             if self.camera_mode == "image":
-                payload, reencoded = _encoded(frames)  # type: ignore[arg-type]
-                self.reencoded += reencoded
-                columns[self._key(cam)] = pa.array([{"bytes": b, "path": None} for b in payload],
-                                                   type=pa.struct([("bytes", pa.binary()), ("path", pa.string())]))
-                images = [np.asarray(decode_image(payload[i])) for i in sample]
+                data = camera_data(ep, cam)
+                if data.null_count:
+                    raise ExportError(f"episode {ep.episode_id}: camera {cam!r} is missing on some steps")
+                columns[self._key(cam)] = pa.chunked_array(
+                    [pa.StructArray.from_arrays([chunk, pa.nulls(len(chunk), pa.string())], fields=list(IMAGE_STRUCT))
+                     for chunk in data.chunks], IMAGE_STRUCT)
+                images = [np.asarray(decode_image(data[int(i)].as_py())) for i in sample]
             else:
-                images = self._video(cam, frames, row, item)  # type: ignore[arg-type]
+                images = self._video(cam, _camera_frames(ep, cam), row, encoded)
                 images = [images[i] for i in sample] if images else []
             if images:
                 self.sizes.setdefault(cam, images[0].shape[:2])
                 self.image_stats[cam].append(_image_stats(images))
                 row.update({f"stats/{self._key(cam)}/{k}": v for k, v in self.image_stats[cam][-1].items()})
-        columns |= {"timestamp": pa.array(ts.astype(np.float32)),
-                    "frame_index": pa.array(np.arange(n, dtype=np.int64)),
-                    "episode_index": pa.array(np.full(n, episode_index, dtype=np.int64)),
-                    "index": pa.array(np.arange(self.global_index, self.global_index + n, dtype=np.int64)),
-                    "task_index": pa.array(np.full(n, task_index, dtype=np.int64))}
+        scalars = {"timestamp": ts.astype(np.float32), "frame_index": np.arange(n, dtype=np.int64),
+                   "episode_index": np.full(n, episode_index, dtype=np.int64),
+                   "index": np.arange(self.global_index, self.global_index + n, dtype=np.int64),
+                   "task_index": np.full(n, task_index, dtype=np.int64)}
+        columns |= {key: pa.array(values) for key, values in scalars.items()}
         schema = self.data_schema()
         table = pa.table({f.name: columns[f.name] for f in schema}, schema=schema)
         chunk, file = _chunk_file(self.data_file)
@@ -344,9 +376,11 @@ class _DatasetWriter:
             path = self.root / DATA_PATH.format(chunk_index=chunk, file_index=file)
             path.parent.mkdir(parents=True, exist_ok=True)
             images = {self._key(c) for c in self.cameras} if self.camera_mode == "image" else set()
+            plain = [f.name for f in schema if f.name not in images]
             self.data_writer = pq.ParquetWriter(
                 path, schema, compression={f.name: ("none" if f.name in images else "snappy") for f in schema},
-                use_dictionary=[f.name for f in schema if f.name not in images])
+                use_dictionary=plain, write_statistics=plain)
+            self.data_path = path
         self.data_writer.write_table(table)
         self.data_bytes += table.nbytes
         row.update({"data/chunk_index": chunk, "data/file_index": file, "dataset_from_index": self.global_index,
@@ -358,22 +392,31 @@ class _DatasetWriter:
                 continue
             self.vector_stats[key].add(arr)
             row.update({f"stats/{key}/{k}": v for k, v in _stats(arr).items()})
-        for key in ("timestamp", "frame_index", "episode_index", "index", "task_index"):
-            arr = columns[key].to_numpy().astype(np.float64)
-            self.scalar_stats[key].add(arr)
-            row.update({f"stats/{key}/{k}": v for k, v in _stats(arr).items()})
+        block = np.stack([values.astype(np.float64) for values in scalars.values()], axis=1)
+        for k, (key, stats) in enumerate(zip(scalars, _stats_columns(block), strict=True)):
+            self.scalar_stats[key].add(block[:, k])
+            row.update({f"stats/{key}/{name}": value for name, value in stats.items()})
         row.update({"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0})
         row["curate/episode_id"] = ep.episode_id
         row["curate/copy"] = item.copy
         self.episode_rows.append(row)
         self.global_index += n
         if self.data_bytes >= DATA_FILES_SIZE_MB * 1024 * 1024:
+            self._close_data()
+
+    def _close_data(self) -> None:
+        if self.data_writer is not None:
             self.data_writer.close()
             self.data_writer = None
+            if self.checksums is not None:
+                self.checksums.add(self.data_path)
             self.data_file += 1
             self.data_bytes = 0
 
-    def _video(self, cam: str, frames: list[Frame], row: dict[str, Any], item: Item) -> list[np.ndarray]:
+    def _video(self, cam: str, frames: list[Frame], row: dict[str, Any], encoded: Callable[[], EpisodeColumns]
+               ) -> list[np.ndarray]:
+        """Pass a compatible source video through, or encode this camera's frames into the open mp4; returns the
+        frames' pixels (for image stats). `encoded()` is the episode with video references decoded to PNG."""
         key = self._key(cam)
         n = len(frames)
         through = _passthrough(frames, self.fps)
@@ -399,7 +442,7 @@ class _DatasetWriter:
             from curate.media import video_frames
 
             return [np.asarray(im) for im in video_frames(uri, [t0 + i / self.fps for i in range(n)])]
-        images = [_even(decode_image(b)) for b in _encoded(frames)[0]]
+        images = [_even(decode_image(b)) for b in camera_data(encoded(), cam).to_pylist()]
         self.reencoded += n
         video = self.videos[cam]
         if video is None or (video.path.exists() and video.path.stat().st_size >= VIDEO_FILES_SIZE_MB * 1024 * 1024):
@@ -436,8 +479,7 @@ class _DatasetWriter:
 
     # -- finish --------------------------------------------------------------------------------------
     def close(self) -> dict[str, Any]:
-        if self.data_writer is not None:
-            self.data_writer.close()
+        self._close_data()
         for cam in self.cameras:
             self._close_video(cam)
         n_eps = len(self.episode_rows)
@@ -500,7 +542,7 @@ def export_lerobot(manifest: Manifest, lake: Lake, out: str | Path, *, overwrite
     result = ExportResult(out=str(Path(out).absolute()), format="lerobot")
     norm = NormStats(seed=manifest.spec.seed)
     datasets: dict[str, dict[str, Any]] = {}
-    with atomic_dir(out, overwrite=overwrite) as root:
+    with atomic_dir(out, overwrite=overwrite) as root, Checksums() as checksums:
         writers: dict[str, _DatasetWriter] = {}
         last = None
         try:
@@ -514,7 +556,8 @@ def export_lerobot(manifest: Manifest, lake: Lake, out: str | Path, *, overwrite
                     last = ep.episode_id
                 writer = writers.get(ep.dataset)
                 if writer is None:
-                    writer = _DatasetWriter(root / safe_name(ep.dataset), ep, cameras=cameras, codec=codec)
+                    writer = _DatasetWriter(root / safe_name(ep.dataset), ep, cameras=cameras, codec=codec,
+                                            checksums=checksums)
                     writers[ep.dataset] = writer
                 writer.add(item)
                 result.episodes += 1
@@ -529,6 +572,7 @@ def export_lerobot(manifest: Manifest, lake: Lake, out: str | Path, *, overwrite
         if progress:
             progress("finalize", len(todo), len(todo))
         finalize(root, manifest, result, norm=norm, extra={"layout": {"codebase_version": CODEBASE_VERSION,
-                                                                      "cameras": cameras, "datasets": datasets}})
+                                                                      "cameras": cameras, "datasets": datasets}},
+                 checksums=checksums)
     result.seconds = round(time.perf_counter() - started, 3)
     return result

@@ -10,7 +10,6 @@ decoded and written as JPEG (counted in `frames_reencoded`).
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from pathlib import Path
@@ -18,7 +17,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curate.export.columns import camera_data, with_encoded_frames
 from curate.export.common import (
+    Checksums,
     ExportResult,
     Item,
     NormStats,
@@ -31,7 +32,6 @@ from curate.export.common import (
     plan,
 )
 from curate.lake import Lake
-from schemas import Episode
 from schemas.mixture import Manifest
 
 ROWS_PER_FILE = 50_000
@@ -107,61 +107,45 @@ EPISODES_SCHEMA = pa.schema([
 ])
 
 
-def frame_payloads(episode: Episode) -> tuple[dict[tuple[int, str], bytes], int]:
-    """(step, camera) -> encoded image bytes; video references are decoded and re-encoded as JPEG.
+STEP_COLUMNS = ("index", "timestamp_s", "action", "state", "reward", "is_first", "is_last", "is_terminal", "language",
+                "discrete_action")
+"""Step columns copied from the lake's steps table as they are."""
 
-    Returns the payloads and how many frames were re-encoded.
-    """
-    from curate.media import video_frames
 
-    out: dict[tuple[int, str], bytes] = {}
-    videos: dict[str, list[tuple[int, str, float]]] = {}
-    for step in episode.steps:
-        for frame in step.frames:
-            if frame.format == "video":
-                videos.setdefault(frame.video_uri or "", []).append((step.index, frame.camera,
-                                                                     float(frame.video_timestamp_s or 0.0)))
-            else:
-                out[(step.index, frame.camera)] = frame.read_bytes()
-    reencoded = 0
-    for uri, refs in videos.items():
-        images = video_frames(uri, [t for _, _, t in refs])
-        for (index, camera, _), img in zip(refs, images, strict=True):
-            buf = io.BytesIO()
-            img.save(buf, format="JPEG", quality=95)
-            out[(index, camera)] = buf.getvalue()
-            reencoded += 1
-    return out, reencoded
+def _constant(value: object, type_: pa.DataType, n: int) -> pa.Array:
+    return pa.repeat(pa.scalar(value, type_), n)
 
 
 def _episode_row(item: Item, episode_index: int, first_step: int, weight: float) -> dict:
-    ep, entry = item.episode, item.entry
+    """The episodes.parquet row of one written copy, from the lake row (current labels) without a model."""
+    row, entry = item.episode.row, item.entry
+    state = row["state_space"]
     return {
-        "episode_id": ep.episode_id, "copy": item.copy, "episode_index": episode_index, "dataset": ep.dataset,
+        "episode_id": row["episode_id"], "copy": item.copy, "episode_index": episode_index, "dataset": row["dataset"],
         "group": entry.group, "weight": weight, "repeats": entry.repeats, "sampling_weight": entry.weight,
-        "instruction": ep.instruction,
-        "instructions_alt": ep.instructions_alt, "n_steps": ep.n_steps, "duration_s": ep.duration_s,
-        "control_hz": ep.control_hz, "robot": ep.embodiment.robot, "embodiment_kind": ep.embodiment.kind,
-        "action_kind": ep.action_space.kind, "action_names": ep.action_space.names,
-        "state_names": ep.state_space.names if ep.state_space else None,
-        "cameras": [c.name for c in ep.cameras], "success": ep.success, "scene": ep.scene,
-        "task_type": ep.task_type, "split": ep.split, "tags": ep.tags, "source_format": ep.source.format,
-        "source_key": ep.source.key, "first_step": first_step,
-        "metadata": json.dumps(ep.metadata, sort_keys=True),
+        "instruction": row["instruction"], "instructions_alt": row["instructions_alt"] or [],
+        "n_steps": row["n_steps"], "duration_s": row["duration_s"], "control_hz": row["control_hz"],
+        "robot": row["embodiment"]["robot"], "embodiment_kind": row["embodiment"]["kind"],
+        "action_kind": row["action_space"]["kind"], "action_names": row["action_space"]["names"] or [],
+        "state_names": (state["names"] or []) if state else None,
+        "cameras": [c["name"] for c in row["cameras"] or []], "success": row["success"], "scene": row["scene"],
+        "task_type": row["task_type"], "split": row["split"], "tags": row["tags"] or [],
+        "source_format": row["source"]["format"], "source_key": row["source"]["key"], "first_step": first_step,
+        "metadata": json.dumps(json.loads(row["metadata"]) if row["metadata"] else {}, sort_keys=True),
     }
 
 
 def export_parquet(manifest: Manifest, lake: Lake, out: str | Path, *, overwrite: Overwrite = "refuse",
                    repeats: Repeats = "materialize", progress: Progress | None = None,
                    rows_per_file: int = ROWS_PER_FILE) -> ExportResult:
-    """Write the mixture as Parquet tables under `out` (atomically)."""
+    """Write the mixture as Parquet tables under `out` (atomically), straight from the lake's Arrow columns."""
     started = time.perf_counter()
     todo = plan(manifest, repeats=repeats)
     cameras = camera_columns(lake, manifest)
     schema = steps_schema(cameras)
     result = ExportResult(out=str(Path(out).absolute()), format="parquet")
     norm = NormStats(seed=manifest.spec.seed)
-    with atomic_dir(out, overwrite=overwrite) as root:
+    with atomic_dir(out, overwrite=overwrite) as root, Checksums() as checksums:
         (root / "steps").mkdir()
         episode_rows: list[dict] = []
         pending: list[pa.Table] = []
@@ -169,66 +153,58 @@ def export_parquet(manifest: Manifest, lake: Lake, out: str | Path, *, overwrite
         part = 0
         step_offset = 0
 
-        # encoded images do not compress: store them plain, compress the rest
+        # encoded images do not compress and have no useful min/max: store them plain, without statistics
         images = [f"{IMAGE_PREFIX}{c}" for c in cameras]
+        others = [name for name in schema.names if name not in images]
         compression = {name: ("none" if name in images else "zstd") for name in schema.names}
-        dictionary = [name for name in schema.names if name not in images]
 
         def flush() -> None:
             nonlocal pending, pending_rows, pending_bytes, part
             if pending:
-                pq.write_table(pa.concat_tables(pending), root / "steps" / f"part-{part:05d}.parquet",
-                               compression=compression, use_dictionary=dictionary)
+                path = root / "steps" / f"part-{part:05d}.parquet"
+                pq.write_table(pa.concat_tables(pending), path, compression=compression, use_dictionary=others,
+                               write_statistics=others)
+                checksums.add(path)
                 part += 1
                 pending, pending_rows, pending_bytes = [], 0, 0
 
         last_id = None
-        base: dict[str, pa.Array] = {}
+        base: dict[str, pa.Array | pa.ChunkedArray] = {}
+        frames_per_copy = 0
         for n, item in enumerate(iter_items(manifest, lake, repeats=repeats)):
             ep = item.episode
-            steps = ep.steps
+            k = ep.n_steps
             if ep.episode_id != last_id:
-                payloads, reenc = frame_payloads(ep)
-                result.frames_reencoded += reenc
+                ep = with_encoded_frames(ep)
+                result.frames_reencoded += ep.reencoded
                 norm.add(ep)
                 last_id = ep.episode_id
-                # the columns every copy of this episode shares, built once, column by column
-                base = {
-                    "index": pa.array([st.index for st in steps], pa.int64()),
-                    "timestamp_s": pa.array([st.timestamp_s for st in steps], pa.float64()),
-                    "action": pa.array([st.action for st in steps], pa.list_(pa.float32())),
-                    "state": pa.array([st.state for st in steps], pa.list_(pa.float32())),
-                    "reward": pa.array([st.reward for st in steps], pa.float64()),
-                    "is_first": pa.array([st.is_first for st in steps], pa.bool_()),
-                    "is_last": pa.array([st.is_last for st in steps], pa.bool_()),
-                    "is_terminal": pa.array([st.is_terminal for st in steps], pa.bool_()),
-                    "language": pa.array([st.language for st in steps], pa.string()),
-                    "discrete_action": pa.array([st.discrete_action for st in steps], pa.string()),
-                }
+                # the columns every copy of this episode shares: the lake's own arrays, no row is touched
+                base = {name: ep.steps.column(name) for name in STEP_COLUMNS}
                 for cam in cameras:
-                    column = [payloads.get((st.index, cam)) for st in steps]
-                    base[f"{IMAGE_PREFIX}{cam}"] = pa.array(column, pa.binary())
-                frames_per_copy = sum(1 for st in steps for cam in cameras if (st.index, cam) in payloads)
+                    base[f"{IMAGE_PREFIX}{cam}"] = camera_data(ep, cam)
+                frames_per_copy = sum(len(base[c]) - base[c].null_count for c in images)
             copy_weight = manifest.copy_weight(item.entry, copies=item.copies)
             episode_rows.append(_episode_row(item, n, step_offset, copy_weight))
-            k = len(steps)
+            n_steps = item.episode.row["n_steps"]
             per_copy = {
-                "episode_id": pa.array([ep.episode_id] * k, pa.string()),
-                "copy": pa.array([item.copy] * k, pa.int32()),
-                "episode_index": pa.array([n] * k, pa.int64()),
-                "dataset": pa.array([ep.dataset] * k, pa.string()),
-                "instruction": pa.array([ep.instruction] * k, pa.string()),
-                "weight": pa.array([copy_weight / max(1, ep.n_steps)] * k, pa.float64()),
+                "episode_id": _constant(ep.episode_id, pa.string(), k),
+                "copy": _constant(item.copy, pa.int32(), k),
+                "episode_index": _constant(n, pa.int64(), k),
+                "dataset": _constant(ep.dataset, pa.string(), k),
+                "instruction": _constant(ep.row["instruction"], pa.string(), k),
+                "weight": _constant(copy_weight / max(1, n_steps), pa.float64(), k),
             }
             if k:
-                pending.append(pa.table({f.name: ({**base, **per_copy})[f.name] for f in schema}, schema=schema))
+                columns = {**base, **per_copy}
+                pending.append(pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema))
                 pending_rows += k
                 pending_bytes += pending[-1].nbytes
             result.frames += frames_per_copy
             if pending_rows >= rows_per_file or pending_bytes >= BYTES_PER_FILE:
                 flush()
-            result.steps += ep.n_steps
-            step_offset += ep.n_steps
+            result.steps += n_steps
+            step_offset += n_steps
             result.episodes += 1
             if progress:
                 progress("episodes", n + 1, len(todo))
@@ -241,6 +217,6 @@ def export_parquet(manifest: Manifest, lake: Lake, out: str | Path, *, overwrite
             progress("finalize", len(todo), len(todo))
         finalize(root, manifest, result, norm=norm, extra={"layout": {
             "episodes": "episodes.parquet", "steps": "steps/part-*.parquet",
-            "image_columns": {c: f"{IMAGE_PREFIX}{c}" for c in cameras}}})
+            "image_columns": {c: f"{IMAGE_PREFIX}{c}" for c in cameras}}}, checksums=checksums)
     result.seconds = round(time.perf_counter() - started, 3)
     return result
