@@ -21,7 +21,9 @@ import functools
 import json
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
@@ -68,6 +70,10 @@ DISCRETE_KEY = "action.discrete"
 """Discrete (named) actions, e.g. ALFRED's `RotateLeft_90`, as a string feature."""
 QUANTILES = (1, 10, 50, 90, 99)
 IMAGE_STATS_FRAMES = 8
+STATS_THREADS = 2
+"""Threads decoding the frames sampled for image stats (image mode), alongside the writing thread."""
+STATS_BEHIND = 32
+"""Episode-camera stats in flight before the writer waits for the oldest (bounds the payloads held)."""
 
 
 IMAGE_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
@@ -245,6 +251,8 @@ class _DatasetWriter:
         self.reencoded = 0
         self.checksums = checksums
         self.data_path: Path | None = None
+        self.stats_pool = ThreadPoolExecutor(max_workers=STATS_THREADS, thread_name_prefix="lerobot-stats")
+        self.pending_stats: deque[tuple[str, dict[str, Any], Future[Any]]] = deque()
 
     # -- schema --------------------------------------------------------------------------------------
     def _key(self, cam: str) -> str:
@@ -356,14 +364,13 @@ class _DatasetWriter:
                 columns[self._key(cam)] = pa.chunked_array(
                     [pa.StructArray.from_arrays([chunk, pa.nulls(len(chunk), pa.string())], fields=list(IMAGE_STRUCT))
                      for chunk in data.chunks], IMAGE_STRUCT)
-                images = [np.asarray(decode_image(data[int(i)].as_py())) for i in sample]
+                # decoding the sampled frames is the costly part: done by the stats threads (PIL releases the GIL)
+                payloads = [data[int(i)].as_py() for i in sample]
+                self._stats_later(cam, row, self.stats_pool.submit(_decoded_stats, payloads) if payloads else None)
             else:
                 images = self._video(cam, _camera_frames(ep, cam), row, encoded)
                 images = [images[i] for i in sample] if images else []
-            if images:
-                self.sizes.setdefault(cam, images[0].shape[:2])
-                self.image_stats[cam].append(_image_stats(images))
-                row.update({f"stats/{self._key(cam)}/{k}": v for k, v in self.image_stats[cam][-1].items()})
+                self._stats_later(cam, row, _done((images[0].shape[:2], _image_stats(images)) if images else None))
         scalars = {"timestamp": ts.astype(np.float32), "frame_index": np.arange(n, dtype=np.int64),
                    "episode_index": np.full(n, episode_index, dtype=np.int64),
                    "index": np.arange(self.global_index, self.global_index + n, dtype=np.int64),
@@ -403,6 +410,24 @@ class _DatasetWriter:
         self.global_index += n
         if self.data_bytes >= DATA_FILES_SIZE_MB * 1024 * 1024:
             self._close_data()
+
+    def _stats_later(self, cam: str, row: dict[str, Any], stats: Future[tuple[tuple[int, int], dict]] | None
+                     ) -> None:
+        """Queue one episode's image stats of `cam`; they are filed in episode order, a few episodes behind."""
+        if stats is not None:
+            self.pending_stats.append((cam, row, stats))
+        while len(self.pending_stats) > STATS_BEHIND:
+            self._file_stats()
+
+    def _file_stats(self) -> None:
+        cam, row, future = self.pending_stats.popleft()
+        result = future.result()
+        if result is None:
+            return
+        shape, stats = result
+        self.sizes.setdefault(cam, shape)
+        self.image_stats[cam].append(stats)
+        row.update({f"stats/{self._key(cam)}/{k}": v for k, v in stats.items()})
 
     def _close_data(self) -> None:
         if self.data_writer is not None:
@@ -480,6 +505,9 @@ class _DatasetWriter:
     # -- finish --------------------------------------------------------------------------------------
     def close(self) -> dict[str, Any]:
         self._close_data()
+        while self.pending_stats:
+            self._file_stats()
+        self.stats_pool.shutdown(wait=True, cancel_futures=True)
         for cam in self.cameras:
             self._close_video(cam)
         n_eps = len(self.episode_rows)
@@ -511,6 +539,18 @@ class _DatasetWriter:
                 "features": self.features()}
         write_json(self.root / "meta" / "info.json", info)
         return {"episodes": n_eps, "frames": self.global_index, "tasks": len(self.tasks)}
+
+
+def _decoded_stats(payloads: list[bytes]) -> tuple[tuple[int, int], dict[str, Any]]:
+    """(height, width) and `_image_stats` of encoded frames."""
+    images = [np.asarray(decode_image(b)) for b in payloads]
+    return images[0].shape[:2], _image_stats(images)
+
+
+def _done(value: Any) -> Future[Any]:
+    future: Future[Any] = Future()
+    future.set_result(value)
+    return future
 
 
 def _pool_image_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
