@@ -1,17 +1,21 @@
 """Scale benchmark: ingest local vs Ray, embedding, lake size, memory, and ls / search / audit latency.
 
-    .venv/bin/python bench/bench_scale.py --episodes 10000 --work /tmp/bench-scale             # full corpus
-    .venv/bin/python bench/bench_scale.py --episodes 1000 --ray-cpus 1 2 --embed          # quicker
-    .venv/bin/python bench/bench_scale.py --metadata-only 100000 1000000 --work /tmp/bench-meta # big sizes
+    .venv/bin/python bench/bench_scale.py --episodes 10000 --per-shard 500 --work /tmp/bench-scale  # full corpus
+    .venv/bin/python bench/bench_scale.py --episodes 1000 --engines local-1 ray-2 --embed          # quicker
+    .venv/bin/python bench/corpus.py rlds --episodes 1000000 --steps 10 --per-shard 2000 --out /tmp/c1m
+    .venv/bin/python bench/bench_scale.py --corpus /tmp/c1m/bridge_dataset/1.0.0 --engines local-2  # a given corpus
+    .venv/bin/python bench/bench_scale.py --metadata-only 100000 1000000 --work /tmp/bench-meta     # rows only
 
-Corpus runs (`--episodes N`) write an RLDS corpus with bench/corpus.py (one ingest unit per shard of
-`--per-shard` episodes), then print for that size:
-- ingest throughput of the local engine (1 and 2 worker processes) and of the Ray engine for each `--ray-cpus`
-  (episodes/s, steps/s), the Ray per-task overhead (the same Ray pipeline over no-op tasks, per task);
-- lake size on disk per episode; the peak RSS of this process and of its child processes;
-- with `--embed`, embedding throughput of the local engine and the Ray engine over the corpus (curate-tiny, random
-  weights saved to a file: the model is not the point; decode + batching + writes are);
-- `curate ls` (first page of 50 under a filter), `curate search` (text) and `curate audit` latency (median of 5).
+Corpus runs (`--episodes N`, or `--corpus DIR` for one written beforehand with bench/corpus.py) use an RLDS corpus
+in the OXE bridge layout (one ingest unit per shard of `--per-shard` episodes), then print for that size:
+- per engine in `--engines` (local-N: the local engine with N worker processes; ray-N: Ray Data with N CPUs):
+  ingest throughput (episodes/s, steps/s; CPU seconds for the local engine), a re-ingest of the same source (every
+  episode unchanged), lake size on disk per episode and table, and for Ray its start-up and per-task overhead (the
+  same Ray pipeline over no-op tasks, per task);
+- the peak RSS of this process and of its child processes;
+- with `--embed`, embedding throughput of the local engine and the Ray engine over the first engine's lake
+  (curate-tiny, random weights saved to a file: the model is not the point; decode + batching + writes are);
+- `curate ls` (first page of 50 under a filter), count, `curate search` (text) and `curate audit` latency.
 
 Metadata-only runs (`--metadata-only N...`) write N episode rows (no steps or frames, as bench/bench_lake.py does)
 and time `ls`, count and `stats`: what stays on one machine at a million episodes.
@@ -70,40 +74,67 @@ def ray_task_overhead(units: int) -> float:
     return (time.perf_counter() - t0) / units
 
 
-def bench_ingest(source: str, work: Path, ray_cpus: list[int]) -> tuple[dict[str, Any], Path]:
+def _cpu_s() -> float:
+    """CPU seconds of this process and of the child processes it has waited for (local worker processes)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def _throughput(report: Any, cpu: float | None = None) -> dict[str, Any]:
+    row = {"episodes_per_s": round(report.episodes / report.seconds, 1),
+           "steps_per_s": round(report.steps / report.seconds, 1), "seconds": round(report.seconds, 2),
+           "units": report.units, "episodes": report.episodes, "steps": report.steps}
+    if cpu is not None:
+        row["cpu_s"] = round(cpu, 1)
+    return row
+
+
+def bench_ingest(source: str, work: Path, engines: list[str]) -> tuple[dict[str, Any], Path | None]:
+    """Ingest `source` once per engine ("local-N": N worker processes; "ray-N": Ray with N CPUs) into a fresh lake.
+
+    Returns the figures and the first lake written (the one the query benchmarks use).
+    """
     from curate.distributed import ingest_ray, ray_session
     from curate.ingest import ingest
 
     out: dict[str, Any] = {}
-    last = work / "lake-local-1"
-    for workers in (1, 2):
-        lake = work / f"lake-local-{workers}"
+    first: Path | None = None
+    for engine in engines:
+        kind, _, n = engine.partition("-")
+        lake = work / f"lake-{engine}"
         shutil.rmtree(lake, ignore_errors=True)
-        report = ingest(source, lake=str(lake), workers=workers)
-        out[f"local_workers_{workers}"] = {"episodes_per_s": round(report.episodes / report.seconds, 1),
-                                           "steps_per_s": round(report.steps / report.seconds, 1),
-                                           "seconds": round(report.seconds, 2), "units": report.units}
-        print("ingest local", workers, out[f"local_workers_{workers}"], flush=True)
-    for cpus in ray_cpus:
-        lake = work / f"lake-ray-{cpus}"
-        shutil.rmtree(lake, ignore_errors=True)
-        t0 = time.perf_counter()
-        with ray_session(None, num_cpus=cpus):  # started once, outside the timed ingest
-            startup = time.perf_counter() - t0
-            report = ingest_ray(source, lake=str(lake))
-            row = {"episodes_per_s": round(report.episodes / report.seconds, 1),
-                   "steps_per_s": round(report.steps / report.seconds, 1), "seconds": round(report.seconds, 2),
-                   "ray_startup_s": round(startup, 1), "units": report.units}
-            again = ingest_ray(source, lake=str(lake))
-            row["reingest_unchanged"] = again.unchanged
-            row["reingest_seconds"] = round(again.seconds, 2)
-            row["overhead_s_per_task"] = round(ray_task_overhead(report.units), 4)
-        out[f"ray_cpus_{cpus}"] = row
-        print("ingest ray", cpus, row, flush=True)
-    return out, last
+        first = first or lake
+        if kind == "local":
+            cpu = _cpu_s()
+            report = ingest(source, lake=str(lake), workers=int(n))
+            row = _throughput(report, _cpu_s() - cpu)
+            again = ingest(source, lake=str(lake), workers=int(n))
+        elif kind == "ray":
+            t0 = time.perf_counter()
+            with ray_session(None, num_cpus=int(n)):  # started once, outside the timed ingest
+                startup = time.perf_counter() - t0
+                report = ingest_ray(source, lake=str(lake))
+                row = {**_throughput(report), "ray_startup_s": round(startup, 1)}
+                again = ingest_ray(source, lake=str(lake))
+                row["overhead_s_per_task"] = round(ray_task_overhead(report.units), 4)
+        else:
+            raise SystemExit(f"unknown engine {engine!r}: use local-N or ray-N")
+        row["reingest_unchanged"] = again.unchanged
+        row["reingest_seconds"] = round(again.seconds, 2)
+        row["lake_bytes_per_episode"] = tables_bytes_per_episode(lake, report.episodes)
+        out[engine] = row
+        print("ingest", engine, row, flush=True)
+    return out, first
 
 
-def bench_embed(lake_dir: Path, work: Path, ray_cpus: list[int]) -> dict[str, Any]:
+def tables_bytes_per_episode(lake: Path, episodes: int) -> dict[str, float]:
+    """Bytes on disk per episode, per table (every version kept; see docs/performance.md)."""
+    sizes = {p.name.removesuffix(".lance"): du(p) for p in sorted(lake.glob("*.lance"))}
+    return {name: round(size / max(episodes, 1), 1) for name, size in sizes.items()} | {
+        "total": round(du(lake) / max(episodes, 1), 1)}
+
+
+def bench_embed(lake_dir: Path, work: Path, ray_cpus: int) -> dict[str, Any]:
     from curate.distributed import embed_ray, ray_session
     from curate.embed import embed_lake
     from curate.models import TINY_ARCH, load_model, make_random_checkpoint
@@ -120,7 +151,7 @@ def bench_embed(lake_dir: Path, work: Path, ray_cpus: list[int]) -> dict[str, An
             report = embed_lake(Lake(copy), model=model, batch=64)
             seconds = time.perf_counter() - t0
         else:
-            with ray_session(None, num_cpus=max(ray_cpus or [2])):  # startup not timed, as for ingest
+            with ray_session(None, num_cpus=ray_cpus):  # startup not timed, as for ingest
                 t0 = time.perf_counter()
                 report = embed_ray(Lake(copy), model=model, batch=64)
                 seconds = time.perf_counter() - t0
@@ -174,9 +205,12 @@ def bench_metadata(n: int, work: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--episodes", type=int, default=0, help="corpus size (RLDS episodes with frames)")
+    parser.add_argument("--corpus", help="use this RLDS dataset directory instead of writing one (--episodes ignored)")
     parser.add_argument("--per-shard", type=int, default=100)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--ray-cpus", type=int, nargs="*", default=[1, 2])
+    parser.add_argument("--engines", nargs="*", default=["local-1", "local-2", "ray-1", "ray-2"],
+                        help="ingest engines to time: local-N (N worker processes), ray-N (Ray with N CPUs)")
+    parser.add_argument("--ray-cpus", type=int, default=2, help="CPUs of the Ray session for the embed benchmark")
     parser.add_argument("--embed", action="store_true", help="also embed the corpus (local and Ray)")
     parser.add_argument("--metadata-only", type=int, nargs="*", default=[])
     parser.add_argument("--work", default="/tmp/bench-scale")
@@ -185,19 +219,21 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"cpus": os.cpu_count()}
-    if args.episodes:
+    source = args.corpus
+    if args.episodes and not source:
         t0 = time.perf_counter()
         source = write_rlds(args.episodes, work / "corpus", steps=args.steps, episodes_per_shard=args.per_shard)
-        results["corpus"] = {"episodes": args.episodes, "write_s": round(time.perf_counter() - t0, 1),
-                             "bytes": du(work / "corpus")}
-        print("corpus", results["corpus"], flush=True)
-        results["ingest"], lake_dir = bench_ingest(source, work, args.ray_cpus)
-        results["lake_bytes_per_episode"] = round(du(lake_dir) / args.episodes, 1)
-        if args.embed:
-            results["embed"] = bench_embed(lake_dir, work, args.ray_cpus)
-            lake_dir = work / "lake-embed-local"
-        results["queries"] = bench_queries(lake_dir)
-        print("queries", results["queries"], flush=True)
+        results["corpus"] = {"episodes": args.episodes, "write_s": round(time.perf_counter() - t0, 1)}
+    if source:
+        results.setdefault("corpus", {})["bytes"] = du(Path(source))
+        print("corpus", source, results["corpus"], flush=True)
+        results["ingest"], lake_dir = bench_ingest(source, work, args.engines)
+        if lake_dir is not None:
+            if args.embed:
+                results["embed"] = bench_embed(lake_dir, work, args.ray_cpus)
+                lake_dir = work / "lake-embed-local"
+            results["queries"] = bench_queries(lake_dir)
+            print("queries", results["queries"], flush=True)
     if args.metadata_only:
         results["metadata_only"] = [bench_metadata(n, work) for n in args.metadata_only]
     results["peak_rss"] = peak_rss_mb()
