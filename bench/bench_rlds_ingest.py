@@ -5,12 +5,14 @@
     .venv/bin/python bench/bench_rlds_ingest.py --source /path/to/tfds/dir   # an existing RLDS dataset
 
 Prints, per stage, wall seconds and CPU seconds (this process and its waited-for children, all threads), steps/s
-and MB/s (shard bytes, per wall second and per CPU second): the floor (read + CRC only), decode + convert without
-writing (connector only), and full ingest into a fresh lake with 1..N workers; the ratio to the floor (wall and
-CPU, floor measured in the same run); and the peak RSS. Goal: single-process ingest at >= 50% of the floor,
-near-linear with --workers up to the core count. Medians of --repeat runs (default 3). On a shared machine the
-CPU figures are the steadier ones. With workers > 1 the CPU column covers the committing parent only (the workers
-are children of the fork server, not of this process).
+and MB/s (shard bytes, per wall second and per CPU second): the floor (read + CRC only); the ceiling (read + CRC,
+then write the same step columns and frame bytes into fresh Lance datasets, no decoding: what any ingest that keeps
+every byte must at least do); decode + convert without writing (connector only); and full ingest into a fresh lake
+with 1..N workers, for each episode layout (Arrow columns, the default, and Step objects, the reference path); the
+ratios to the floor and to the ceiling (wall and CPU, measured in the same run); and the peak RSS. Goal:
+single-process ingest at >= 50% of the floor, near-linear with --workers up to the core count. Medians of --repeat
+runs (default 3). On a shared machine the CPU figures are the steadier ones. With workers > 1 the CPU column covers
+the committing parent only (the workers are children of the fork server, not of this process).
 """
 
 from __future__ import annotations
@@ -28,14 +30,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import lance
 import numpy as np
+import pyarrow as pa
 
-from connectors.base import BadEpisode, SourceOptions
+from connectors.base import BadEpisode, SourceOptions, StepLayout
 from connectors.rlds import RLDSConnector
 from connectors.rlds.features import features_json
 from connectors.rlds.writer import TFDSWriter
 from connectors.tfrecord import read_records
 from curate.ingest import ingest
+from curate.lake import episode_tables
+from schemas import FRAMES_SCHEMA, STEPS_SCHEMA
 
 
 def _jpeg_pool(n: int, size: int, seed: int) -> list[bytes]:
@@ -106,10 +112,10 @@ def floor(dataset: Path) -> tuple[float, int, int]:
     return time.perf_counter() - start, nbytes, records
 
 
-def decode_only(dataset: Path) -> tuple[float, int]:
+def decode_only(dataset: Path, layout: StepLayout = "columns") -> tuple[float, int]:
     """Seconds for the connector to decode and convert every episode (no lake), and the steps produced."""
     connector = RLDSConnector()
-    options = SourceOptions()
+    options = SourceOptions(layout=layout)
     start = time.perf_counter()
     steps = 0
     for unit in connector.list_units(str(dataset), options):
@@ -119,11 +125,33 @@ def decode_only(dataset: Path) -> tuple[float, int]:
     return time.perf_counter() - start, steps
 
 
-def full_ingest(dataset: Path, workers: int) -> tuple[float, int]:
+def lake_tables(dataset: Path) -> tuple[pa.Table, pa.Table]:
+    """The steps and frames rows an ingest of `dataset` writes (computed once, outside any timing)."""
+    connector = RLDSConnector()
+    options = SourceOptions(layout="columns")
+    episodes = [ep for unit in connector.list_units(str(dataset), options)
+                for ep in connector.episodes(unit, options) if not isinstance(ep, BadEpisode)]
+    _, steps, frames = episode_tables(episodes)
+    return steps, frames
+
+
+def ceiling(dataset: Path, steps: pa.Table, frames: pa.Table) -> None:
+    """Read + CRC-check every shard, then write the same step columns and frame bytes into fresh Lance datasets:
+    the physical minimum of an ingest that keeps every byte, with no decoding, conversion or checks."""
+    out = Path(tempfile.mkdtemp(prefix="bench-ceiling-"))
+    try:
+        floor(dataset)
+        lance.write_dataset(steps, str(out / "steps.lance"), schema=STEPS_SCHEMA)
+        lance.write_dataset(frames, str(out / "frames.lance"), schema=FRAMES_SCHEMA)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def full_ingest(dataset: Path, workers: int, layout: StepLayout = "columns") -> tuple[float, int]:
     lake = Path(tempfile.mkdtemp(prefix="bench-lake-"))
     try:
         start = time.perf_counter()
-        report = ingest([str(dataset)], lake=str(lake / "lake"), workers=workers)
+        report = ingest([str(dataset)], lake=str(lake / "lake"), workers=workers, layout=layout)
         return time.perf_counter() - start, report.steps
     finally:
         shutil.rmtree(lake, ignore_errors=True)
@@ -137,6 +165,8 @@ def main() -> None:
     parser.add_argument("--per-shard", type=int, default=20)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--layouts", nargs="+", choices=["columns", "objects"], default=["columns", "objects"],
+                        help="episode layouts to ingest with: Arrow columns (the default path) and Step objects")
     parser.add_argument("--source", type=Path, help="benchmark an existing TFDS dataset directory instead")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-rlds-"))
@@ -147,22 +177,28 @@ def main() -> None:
         _, nbytes, records = floor(dataset)
         mb = nbytes / 1e6
         _, steps = decode_only(dataset)
-        decode = median_timed(lambda: decode_only(dataset), args.repeat)
+        step_rows, frame_rows = lake_tables(dataset)
+        ceil_s, ceil_cpu = median_timed(lambda: ceiling(dataset, step_rows, frame_rows), args.repeat)
         print(f"dataset: {dataset}  {records} episodes, {steps} steps, {mb:.1f} MB in shards, "
               f"{os.cpu_count()} cores, medians of {args.repeat} runs")
-        print(f"{'stage':<34}{'wall s':>8}{'CPU s':>8}{'steps/s':>10}{'MB/s':>8}{'steps/CPU-s':>13}{'MB/CPU-s':>10}"
-              f"{'vs floor':>10}{'(CPU)':>7}")
+        print(f"{'stage':<40}{'wall s':>8}{'CPU s':>8}{'steps/s':>10}{'MB/s':>8}{'steps/CPU-s':>13}{'MB/CPU-s':>10}"
+              f"{'vs floor':>10}{'(CPU)':>7}{'vs ceiling':>12}{'(CPU)':>7}")
 
         def row(name: str, seconds: float, cpu: float) -> None:
-            print(f"{name:<34}{seconds:>8.3f}{cpu:>8.3f}{steps / seconds:>10.0f}{mb / seconds:>8.1f}"
-                  f"{steps / cpu:>13.0f}{mb / cpu:>10.1f}{floor_s / seconds:>10.1%}{floor_cpu / cpu:>7.1%}")
+            print(f"{name:<40}{seconds:>8.3f}{cpu:>8.3f}{steps / seconds:>10.0f}{mb / seconds:>8.1f}"
+                  f"{steps / cpu:>13.0f}{mb / cpu:>10.1f}{floor_s / seconds:>10.1%}{floor_cpu / cpu:>7.1%}"
+                  f"{ceil_s / seconds:>12.1%}{ceil_cpu / cpu:>7.1%}")
 
         row("floor: read + CRC only", floor_s, floor_cpu)
-        row("decode + convert (no lake)", *decode)
+        row("ceiling: read + CRC + Lance write", ceil_s, ceil_cpu)
+        for layout in args.layouts:
+            row(f"decode + convert (no lake), {layout}", *median_timed(lambda la=layout: decode_only(dataset, la),
+                                                                      args.repeat))
         full_ingest(dataset, 1)  # warm-up: first Lance write, connector imports (not measured)
-        for workers in args.workers:
-            name = f"ingest into a lake, workers={workers}" + ("*" if workers > 1 else "")
-            row(name, *median_timed(lambda w=workers: full_ingest(dataset, w), args.repeat))
+        for layout in args.layouts:
+            for workers in args.workers:
+                name = f"ingest, {layout}, workers={workers}" + ("*" if workers > 1 else "")
+                row(name, *median_timed(lambda w=workers, la=layout: full_ingest(dataset, w, la), args.repeat))
         if any(w > 1 for w in args.workers):
             print("* CPU of the committing parent only (workers are children of the fork server)")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

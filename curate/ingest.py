@@ -260,15 +260,14 @@ def _check_columns(episode: Episode) -> str | None:
         return f"step {int(wrong[0])} has index {int(index[wrong[0]])}"
     frames = columns.frames
     if frames.num_rows:
-        if not pc.all(pc.less(frames.column("index"), max(episode.n_steps, 0))).as_py() or \
-                pc.min(frames.column("index")).as_py() < 0:
+        steps = frames.column("index").to_numpy()
+        if steps.min() < 0 or steps.max() >= episode.n_steps:
             return "a frame belongs to a step the episode does not have"
-        declared = pa.array([c.name for c in episode.cameras], pa.string())
-        undeclared = pc.invert(pc.is_in(frames.column("camera"), value_set=declared))
-        if pc.any(undeclared).as_py():
-            row = pc.index(undeclared, True).as_py()
-            return (f"step {frames.column('index')[row].as_py()} has a frame of undeclared camera "
-                    f"{frames.column('camera')[row].as_py()!r}")
+        declared = {c.name for c in episode.cameras}
+        for camera in frames.column("camera").unique().to_pylist():
+            if camera not in declared:
+                row = frames.column("camera").to_pylist().index(camera)
+                return f"step {int(steps[row])} has a frame of undeclared camera {camera!r}"
     return None
 
 

@@ -55,7 +55,7 @@ from schemas import (
     Step,
 )
 from schemas.arrow import model_to_row, row_builder, row_to_dict, row_to_model
-from schemas.columns import frame_bytes
+from schemas.columns import EpisodeColumns, frame_bytes, keyed_columns
 from schemas.episode import EPISODE_ROW_EXCLUDE
 
 DEFAULT_LAKE = "./lake"
@@ -776,8 +776,7 @@ def episode_tables(episodes: Iterable[Episode]) -> tuple[pa.Table, pa.Table, pa.
     episode_row = row_builder(Episode, exclude=EPISODE_ROW_EXCLUDE)
     rows = []
     keyed_steps: list[tuple[str, str, Step]] = []
-    step_tables: list[pa.Table] = []
-    frame_tables: list[pa.Table] = []
+    columnar: list[tuple[int, EpisodeColumns]] = []
     for ep in by_id.values():
         check_id(ep.episode_id)
         revision = f"{ep.revision[:16]}-{uuid.uuid4().hex[:12]}"
@@ -785,20 +784,22 @@ def episode_tables(episodes: Iterable[Episode]) -> tuple[pa.Table, pa.Table, pa.
         row["revision"] = revision
         rows.append(row)
         if ep.columns is not None:
-            steps, frames = ep.columns.keyed(ep.episode_id, revision)
-            step_tables.append(steps)
-            frame_tables.append(frames)
+            columnar.append((len(rows) - 1, ep.columns))
         else:
             keyed_steps.extend((ep.episode_id, revision, step) for step in ep.steps)
-    if keyed_steps or not step_tables:
-        step_tables.insert(0, _step_table(keyed_steps))
-        frame_tables.insert(0, _frame_table(keyed_steps))
-    return (pa.Table.from_pylist(rows, schema=LAKE_EPISODES_SCHEMA), _concat(step_tables),
-            _concat(frame_tables))
+    episode_rows = pa.Table.from_pylist(rows, schema=LAKE_EPISODES_SCHEMA)
+    steps, frames = _step_table(keyed_steps), _frame_table(keyed_steps)
+    if columnar:
+        keys = episode_rows.select(["episode_id", "revision"])
+        positions = [position for position, _ in columnar]
+        steps = _concat([steps, keyed_columns(keys, positions, [c.steps for _, c in columnar], STEPS_SCHEMA)])
+        frames = _concat([frames, keyed_columns(keys, positions, [c.frames for _, c in columnar], FRAMES_SCHEMA)])
+    return episode_rows, steps, frames
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:
-    """One table of contiguous columns (Lance writes those fastest)."""
+    """One table of contiguous columns (Lance writes those fastest), leaving out empty ones."""
+    tables = [t for t in tables if t.num_rows] or tables[:1]
     return tables[0] if len(tables) == 1 else pa.concat_tables(tables).combine_chunks()
 
 

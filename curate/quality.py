@@ -128,41 +128,44 @@ def _step_flags(episode: Episode, flags: set[str]) -> None:
 
 def _column_flags(episode: Episode, columns: EpisodeColumns, flags: set[str]) -> None:
     """The step and camera flags of an episode carrying columns: the same flags as `_step_flags`, computed on the
-    Arrow columns without a Python object per step."""
+    Arrow columns (as numpy views where Arrow allows) without a Python object per step."""
     table = columns.steps
     n = table.num_rows
-    if n and not pc.any(table.column("is_last")).as_py():
+    if n and not table.column("is_last").to_numpy().any():
         flags.add(NO_IS_LAST)
-    action = table.column("action").combine_chunks()
-    widths = np.unique(pc.list_value_length(action).to_numpy(zero_copy_only=False)) if n else np.zeros(0)
-    finite = True
-    if len(widths) == 1 and widths[0] != 0:
-        actions = _flat_values(action).astype(np.float64).reshape(n, int(widths[0]))
-        _action_flags(actions, flags)
-    for name in ("action", "state"):
-        finite = finite and bool(np.isfinite(_flat_values(table.column(name).combine_chunks())).all())
-    reward = table.column("reward").combine_chunks()
-    finite = finite and bool(np.isfinite(reward.drop_null().to_numpy()).all())
-    if not finite:
+    widths, actions = _lists(table.column("action"))
+    if n and widths.min() == widths.max() != 0:
+        _action_flags(actions.astype(np.float64).reshape(n, int(widths[0])), flags)
+    reward = table.column("reward")
+    if not (np.isfinite(actions).all() and np.isfinite(_lists(table.column("state"))[1]).all()
+            and np.isfinite((reward.drop_null() if reward.null_count else reward).to_numpy()).all()):
         flags.add(NONFINITE_VALUES)
     frames = columns.frames
-    cameras = frames.column("camera").combine_chunks()
-    counts = {str(row["values"]): int(row["counts"]) for row in pc.value_counts(cameras).to_pylist()}
-    data = frames.column("data").combine_chunks()
-    valid = pc.is_valid(data)
-    readers: dict[str, Callable[[int], bytes]] = {}
-    sizes: dict[str, int] = {}
-    for name in counts:
-        rows = np.flatnonzero(pc.and_(pc.equal(cameras, name), valid).to_numpy(zero_copy_only=False))
-        if rows.size:
-            readers[name] = lambda i, rows=rows: data[int(rows[i])].as_py()
-            sizes[name] = int(rows.size)
-    _camera_flags(episode, n, counts, readers, sizes, flags)
+    cameras = frames.column("camera").to_pylist()
+    data = _one_chunk(frames.column("data"))
+    valid = None if data.null_count == 0 else data.is_valid().to_pylist()
+    rows_of: dict[str, list[int]] = {}
+    counts: dict[str, int] = {}
+    for row, name in enumerate(cameras):
+        counts[name] = counts.get(name, 0) + 1
+        if valid is None or valid[row]:
+            rows_of.setdefault(name, []).append(row)
+    readers = {name: (lambda i, rows=rows: data[rows[i]].as_py()) for name, rows in rows_of.items()}
+    _camera_flags(episode, n, counts, readers, {name: len(rows) for name, rows in rows_of.items()}, flags)
 
 
-def _flat_values(array: pa.Array) -> np.ndarray:
-    """The values of a list<float> column (null lists contribute nothing), as numpy."""
-    return pc.list_flatten(array).to_numpy(zero_copy_only=False)
+def _one_chunk(column: pa.ChunkedArray) -> pa.Array:
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
+def _lists(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(length of each list, all values) of a list<float> column; a null list has length 0."""
+    array = _one_chunk(column)
+    if array.null_count:
+        lengths = pc.list_value_length(array).fill_null(0).to_numpy()
+    else:
+        lengths = np.diff(array.offsets.to_numpy())
+    return lengths, array.flatten().to_numpy(zero_copy_only=False)
 
 
 def _action_flags(actions: np.ndarray, flags: set[str]) -> None:

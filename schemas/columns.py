@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from schemas.tables import FRAMES_SCHEMA, STEPS_SCHEMA
 
@@ -69,21 +68,30 @@ class EpisodeColumns:
     @property
     def frame_bytes(self) -> int:
         """Total encoded bytes of the frames (what batching by size counts)."""
-        if self.frames.num_rows == 0:
-            return 0
-        return int(pc.sum(pc.binary_length(self.frames.column("data"))).as_py() or 0)
-
-    def keyed(self, episode_id: str, revision: str) -> tuple[pa.Table, pa.Table]:
-        """(steps, frames) with `episode_id` and `revision` prepended: rows of the lake's steps and frames tables."""
-        return (_prepend(self.steps, episode_id, revision, STEPS_SCHEMA),
-                _prepend(self.frames, episode_id, revision, FRAMES_SCHEMA))
+        return sum(_binary_size(chunk) for chunk in self.frames.column("data").chunks)
 
 
-def _prepend(table: pa.Table, episode_id: str, revision: str, schema: pa.Schema) -> pa.Table:
-    codes = pa.array(np.zeros(table.num_rows, dtype=np.int8))
-    keys = [pa.DictionaryArray.from_arrays(codes, pa.array([value], pa.string())).cast(pa.string())
-            for value in (episode_id, revision)]
-    return pa.Table.from_arrays([*keys, *table.columns], schema=schema)
+def _binary_size(array: pa.BinaryArray) -> int:
+    """The bytes of the values of a binary array (its last offset minus its first; nulls hold none)."""
+    if len(array) == 0:
+        return 0
+    offsets = np.frombuffer(array.buffers()[1], np.int32)
+    return int(offsets[array.offset + len(array)] - offsets[array.offset])
+
+
+def keyed_columns(keys: pa.Table, positions: list[int], tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    """The step (or frame) tables of several episodes as one table with the key columns prepended.
+
+    Args:
+        keys: `episode_id` and `revision` of the episodes (one row each).
+        positions: for each table, the row of its episode in `keys`.
+        tables: `STEP_COLUMNS` (or `FRAME_COLUMNS`) tables, one per episode.
+        schema: `STEPS_SCHEMA` (or `FRAMES_SCHEMA`): the result's schema.
+    """
+    body = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    rows = np.repeat(np.asarray(positions, dtype=np.int64), [t.num_rows for t in tables])
+    picked = keys.take(pa.array(rows))
+    return pa.Table.from_arrays([*picked.columns, *body.columns], schema=schema)
 
 
 def frame_bytes(episode: Episode) -> int:

@@ -6,10 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from curate.lake import Lake, _frame_table, _step_table
+from curate.ingest import check_episode
+from curate.lake import Lake, _frame_table, _step_table, episode_tables
 from schemas import FRAMES_SCHEMA, STEPS_SCHEMA, Episode, Frame, Step
 from schemas.arrow import model_to_row, row_builder
+from schemas.columns import EpisodeColumns, frame_bytes
 from schemas.episode import EPISODE_ROW_EXCLUDE
 from tests.helpers import make_episode
 
@@ -21,6 +24,14 @@ def _episodes() -> list[Episode]:
     step.discrete_action, step.action_args, step.state, step.reward = "pick", {"b": [1, 2], "a": None}, None, None
     episodes[1].metadata = {"nested": {"z": 1, "a": [1.5, "x"]}}
     return episodes
+
+
+def as_columns(episode: Episode) -> Episode:
+    """The same episode carrying its steps as Arrow columns (what a columnar connector hands over)."""
+    keyed = [(episode.episode_id, "r", step) for step in episode.steps]
+    columns = EpisodeColumns(_step_table(keyed).drop_columns(["episode_id", "revision"]),
+                             _frame_table(keyed).drop_columns(["episode_id", "revision"]))
+    return episode.model_copy(update={"steps": []}).attach_columns(columns)
 
 
 def test_row_builder_equals_model_to_row() -> None:
@@ -137,3 +148,26 @@ def test_max_level_equals_the_reference_decode() -> None:
     cases.append(buf.getvalue())
     for data in cases:
         assert _max_level(data) == _reference_max_level(data)
+
+
+def test_episodes_with_columns_are_checked_and_staged_like_step_objects(tmp_path: Path) -> None:
+    episodes = _episodes()
+    columnar = [as_columns(ep) for ep in episodes]
+    for ep, col in zip(episodes, columnar, strict=True):
+        assert check_episode(col) is None and col.steps == [] and frame_bytes(col) == frame_bytes(ep)
+    wrong = episodes[0].model_copy(update={"cameras": episodes[0].cameras[:1]})
+    assert check_episode(as_columns(wrong)) == check_episode(wrong) == \
+        f"step 0 has a frame of undeclared camera {episodes[0].cameras[1].name!r}"
+    rows_a, steps_a, frames_a = episode_tables(episodes)
+    rows_b, steps_b, frames_b = episode_tables([columnar[0], episodes[1], columnar[2]])  # mixed forms in one batch
+    drop = ["revision", "ingested_at"]
+    assert rows_a.drop_columns(drop).equals(rows_b.drop_columns(drop))
+    order = [("episode_id", "ascending"), ("index", "ascending")]
+    for a, b in ((steps_a, steps_b), (frames_a, frames_b)):
+        a, b = a.drop_columns(["revision"]), b.drop_columns(["revision"])
+        assert a.take(pc.sort_indices(a, order)).equals(b.take(pc.sort_indices(b, order)))
+    lake = Lake.create(str(tmp_path / "lake"))
+    lake.write_episodes(columnar)
+    for ep in episodes:
+        back = lake.episode(ep.episode_id, frames="eager")
+        assert [s.model_dump() for s in back.steps] == [s.model_dump() for s in ep.steps]

@@ -16,10 +16,11 @@ from typing import Any, ClassVar
 
 import fsspec
 import numpy as np
-import pyarrow as pa
 
 from connectors.base import BadEpisode, Connector, SourceOptions, StepLayout
 from connectors.registry import register
+from connectors.rlds.columns import StepArrays, fallback_code
+from connectors.rlds.columns import build as build_columns
 from connectors.rlds.features import FeaturesError, FeatureTree
 from connectors.rlds.oxe import (
     ACTION_DICT_NAMES,
@@ -44,12 +45,15 @@ from connectors.rlds.reader import (
 )
 from schemas import Camera, Embodiment, Episode, Frame, Source, Space, Step, episode_id_for, fingerprint_of
 from schemas.arrow import construct_trusted
-from schemas.columns import FRAME_COLUMNS, STEP_COLUMNS, EpisodeColumns
 
 UNIT_PREFIX = "rlds-shard:"
 CURATE_EPISODE_KEY = "episode_metadata/curate_episode"
 """Written by our RLDS writer: the full episode metadata as JSON, restored on read."""
 DEFAULT_HZ = 10.0
+CHUNK_EPISODES = 64
+CHUNK_BYTES = 32 * 1024 * 1024
+"""Columnar episodes are converted in chunks of this many episodes or record bytes (their columns are built once
+per chunk); memory stays bounded by the chunk."""
 PLACEHOLDER_TEXT_KEYS = ("language_instruction", "observation/natural_language_instruction", "instruction")
 
 
@@ -329,83 +333,23 @@ def _steps(raw: RawEpisode, mapper: _Mapper, *, hz: float, per_step: list[str | 
     return steps
 
 
-def _vectors(values: np.ndarray | None, n: int) -> pa.Array:
-    """[n, width] floats as the lake's list<float32> column (float32-rounded, as `Step` validation rounds)."""
-    if values is None:
-        return pa.nulls(n, pa.list_(pa.float32()))
-    flat = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
-    width = values.shape[1] if values.ndim == 2 else 0
-    offsets = pa.array(np.arange(n + 1, dtype=np.int32) * width)
-    return pa.ListArray.from_arrays(offsets, pa.array(flat, pa.float32()))
-
-
-def _scalar_column(values: Any, n: int, kind: type, default: Any) -> pa.Array:
-    """One value per step (reward, is_last, ...) as an Arrow column: what `_per_step` gives, without a list when
-    the decoded values are already a 1-D numeric array."""
-    arrow = pa.float64() if kind is float else pa.bool_()
+def _scalars(values: Any, n: int, kind: type, default: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """One value per step (reward, is_last, ...) as (numpy values, validity or None when all are present): what
+    `_per_step` gives, without a list when the decoded values are already a 1-D numeric array."""
+    dtype = np.float64 if kind is float else bool
     arr = None if values is None else np.asarray(values)
     if arr is not None and arr.ndim == 1 and arr.dtype.kind in "biuf":
-        return pa.array(arr.astype(np.float64 if kind is float else bool, copy=False), arrow)
-    return pa.array(_per_step(values, n, kind, default), arrow)
+        return arr.astype(dtype, copy=False), None
+    listed = _per_step(values, n, kind, default)
+    valid = np.array([v is not None for v in listed], bool)
+    filled = np.array([v if v is not None else 0 for v in listed], dtype).reshape(n)
+    return filled, None if valid.all() else valid
 
 
-_JPEG = np.array([0xFF, 0xD8, 0xFF], np.uint8)
-_PNG = np.array([0x89, 0x50, 0x4E, 0x47], np.uint8)
-_FORMATS = pa.array(["jpeg", "png"])
-
-
-def _fallback_code(declared: str | None) -> int:
-    """Index into `_FORMATS` of what `_image_format` falls back to for a camera; -1 when that is not an image
-    format a Frame accepts."""
-    fallback = declared or "png"
-    return {"jpeg": 0, "png": 1}.get(fallback, -1)
-
-
-def _formats(data: pa.BinaryArray, fallback: np.ndarray) -> pa.Array:
-    """The `format` of each encoded image by its magic bytes, else its camera's `fallback` code: what
-    `_image_format` says, for a whole column.
-
-    Raises:
-        ValueError: an image is neither JPEG nor PNG and its camera declares no format a Frame accepts.
-    """
-    offsets = np.frombuffer(data.buffers()[1], np.int32)[data.offset:data.offset + len(data) + 1]
-    body = np.frombuffer(data.buffers()[2], np.uint8) if data.buffers()[2] is not None else np.zeros(0, np.uint8)
-    lengths = np.diff(offsets)
-    head = np.zeros((len(data), 4), np.uint8)
-    for i in range(4):  # the first four bytes of every image (0 past its end)
-        has = lengths > i
-        head[has, i] = body[offsets[:-1][has] + i]
-    jpeg = (lengths >= 3) & np.all(head[:, :3] == _JPEG, axis=1)
-    png = (lengths >= 4) & np.all(head == _PNG, axis=1)
-    codes = np.where(jpeg, 0, np.where(png, 1, fallback)).astype(np.int8)
-    if (codes < 0).any():
-        raise ValueError("an image is neither JPEG nor PNG and its feature declares no encoding a frame can hold")
-    return pa.DictionaryArray.from_arrays(pa.array(codes), _FORMATS).cast(pa.string())
-
-
-def _frame_columns(raw: RawEpisode, mapper: _Mapper, n: int) -> pa.Table:
-    """The frames of one episode as rows (step, camera) in step order, then camera order: the object path's order."""
-    cams = [(mapper.camera_names[k], raw.steps[k][:n], _fallback_code(mapper.leaves[k].image_format))
-            for k in mapper.images if raw.steps.get(k) is not None]
-    if any(len(values) != n for _, values, _ in cams):  # `decode_record` already rejects such a record
-        raise ValueError(f"a camera does not have one image per step ({n} steps)")
-    data = pa.array([v for frames in zip(*(values for _, values, _ in cams), strict=True) for v in frames],
-                    pa.binary())
-    index = np.repeat(np.arange(n, dtype=np.int64), len(cams))
-    camera = np.tile(np.arange(len(cams), dtype=np.int32), n)
-    fallback = np.array([code for _, _, code in cams], np.int8)[camera] if cams else np.zeros(0, np.int8)
-    names = pa.array([name for name, _, _ in cams], pa.string())
-    rows = len(data)
-    return pa.Table.from_arrays(
-        [pa.array(index, pa.int64()), pa.DictionaryArray.from_arrays(pa.array(camera), names).cast(pa.string()),
-         _formats(data, fallback), data, pa.nulls(rows, pa.string()), pa.nulls(rows, pa.float64())],
-        schema=FRAME_COLUMNS)
-
-
-def _columns(raw: RawEpisode, mapper: _Mapper, *, hz: float, per_step: list[str | None], actions: np.ndarray,
-             states: np.ndarray | None, restored: dict[str, Any] | None = None) -> EpisodeColumns:
-    """The steps and frames of one episode as Arrow columns, straight from the decoded arrays: the same rows
-    `_steps` gives as objects (`test_columnar_and_object_paths_store_identical_rows` checks)."""
+def _step_arrays(raw: RawEpisode, mapper: _Mapper, *, hz: float, per_step: list[str | None], actions: np.ndarray,
+                 states: np.ndarray | None, restored: dict[str, Any] | None = None) -> StepArrays:
+    """The per-step values of one episode for its columns, straight from the decoded arrays: the same rows
+    `_steps` gives as objects (`test_columnar_and_object_paths_store_identical_rows*` check)."""
     n = raw.n_steps
     firsts = raw.steps.get("is_first")
     no_language: set[int] = set(restored.get("_steps_without_language", [])) if restored is not None else set()
@@ -413,21 +357,25 @@ def _columns(raw: RawEpisode, mapper: _Mapper, *, hz: float, per_step: list[str 
     if restored is not None:
         discrete = raw.steps.get("discrete_action")
         args = raw.steps.get("action_args")
-    steps = pa.Table.from_arrays([
-        pa.array(np.arange(n, dtype=np.int64)),
-        pa.array(np.arange(n) / hz, pa.float64()),
-        _vectors(actions if actions.size else np.zeros((n, 0)), n),
-        _vectors(states, n),
-        _scalar_column(raw.steps.get("reward"), n, float, None),
-        pa.array(np.arange(n) == 0) if firsts is None else _scalar_column(firsts, n, bool, None),
-        _scalar_column(raw.steps.get("is_last"), n, bool, False),
-        _scalar_column(raw.steps.get("is_terminal"), n, bool, False),
-        pa.array([None if t in no_language else (per_step[t] or None) for t in range(n)] if no_language
-                 else [text or None for text in per_step], pa.string()),
-        pa.array([d or None for d in discrete] if discrete is not None else [None] * n, pa.string()),
-        pa.array([_args_json(a) for a in args] if args is not None else [None] * n, pa.string()),
-    ], schema=STEP_COLUMNS)
-    return EpisodeColumns(steps, _frame_columns(raw, mapper, n))
+    cams = [(mapper.camera_names[k], raw.steps[k][:n], fallback_code(mapper.leaves[k].image_format))
+            for k in mapper.images if raw.steps.get(k) is not None]
+    if any(len(values) != n for _, values, _ in cams):  # `decode_record` already rejects such a record
+        raise ValueError(f"a camera does not have one image per step ({n} steps)")
+    reward, reward_valid = _scalars(raw.steps.get("reward"), n, float, None)
+    return StepArrays(
+        n=n, hz=hz,
+        actions=(actions if actions.size else np.zeros((n, 0))).astype(np.float32).reshape(n, -1),
+        states=None if states is None else states.astype(np.float32).reshape(n, -1),
+        reward=reward, reward_valid=reward_valid,
+        is_first=np.arange(n) == 0 if firsts is None else _scalars(firsts, n, bool, None)[0],
+        is_last=_scalars(raw.steps.get("is_last"), n, bool, False)[0],
+        is_terminal=_scalars(raw.steps.get("is_terminal"), n, bool, False)[0],
+        language=[None if t in no_language else (per_step[t] or None) for t in range(n)] if no_language
+        else [text or None for text in per_step],
+        discrete=[d or None for d in discrete] if discrete is not None else None,
+        args=[_args_json(a) for a in args] if args is not None else None,
+        frames=[v for frames in zip(*(values for _, values, _ in cams), strict=True) for v in frames],
+        cameras=[name for name, _, _ in cams], fallback=[code for _, _, code in cams])
 
 
 def _args_json(value: str | None) -> str | None:
@@ -439,15 +387,25 @@ def to_episode(raw: RawEpisode, mapper: _Mapper, *, dataset: str, dataset_dir: s
                record_bytes: bytes, tfds_name: str, version: str, layout: StepLayout = "objects") -> Episode:
     """Convert one decoded record to a schemas.Episode, its steps as Step objects or (`layout="columns"`) as
     Arrow columns."""
+    episode, arrays = _convert(raw, mapper, dataset=dataset, dataset_dir=dataset_dir, split=split, shard=shard,
+                               record_bytes=record_bytes, tfds_name=tfds_name, version=version, layout=layout)
+    return episode if arrays is None else episode.attach_columns(build_columns([arrays])[0])
+
+
+def _convert(raw: RawEpisode, mapper: _Mapper, *, dataset: str, dataset_dir: str, split: str, shard: str,
+             record_bytes: bytes, tfds_name: str, version: str,
+             layout: StepLayout) -> tuple[Episode, StepArrays | None]:
+    """The episode (without steps when `layout="columns"`) and, for that layout, the arrays of its columns."""
     key = f"{tfds_name}/{version}/{split}/{shard}#{raw.index}"
     instruction, alternatives, per_step = mapper.instruction(raw)
     actions = mapper.actions(raw)
     states = mapper.states(raw)
     restored = json.loads(raw.episode[CURATE_EPISODE_KEY]) if CURATE_EPISODE_KEY in raw.episode else None
     hz = float(restored.get("control_hz") or mapper.hz) if restored is not None else mapper.hz
-    columns = None
+    arrays = None
     if layout == "columns":
-        columns = _columns(raw, mapper, hz=hz, per_step=per_step, actions=actions, states=states, restored=restored)
+        arrays = _step_arrays(raw, mapper, hz=hz, per_step=per_step, actions=actions, states=states,
+                              restored=restored)
         steps: list[Step] = []
     else:
         steps = _steps(raw, mapper, hz=hz, per_step=per_step, actions=actions, states=states, restored=restored)
@@ -467,7 +425,7 @@ def to_episode(raw: RawEpisode, mapper: _Mapper, *, dataset: str, dataset_dir: s
         episode = _mapped(raw, mapper, steps, metadata, dataset=dataset, key=key, record_bytes=record_bytes,
                           uri=f"{dataset_dir}/{shard}", split=split, instruction=instruction,
                           alternatives=alternatives, with_state=states is not None)
-    return episode.attach_columns(columns) if columns is not None else episode
+    return episode, arrays
 
 
 def _mapped(raw: RawEpisode, mapper: _Mapper, steps: list[Step], metadata: dict[str, Any], *, dataset: str,
@@ -517,6 +475,27 @@ def _restore(raw: RawEpisode, stored: dict[str, Any], steps: list[Step], metadat
         scene=stored.get("scene"), task_type=stored.get("task_type"), objects=stored.get("objects", []),
         split=split, tags=stored.get("tags", []), notes=stored.get("notes"), metadata=metadata, steps=steps,
     )
+
+
+def _finish(chunk: list[Episode | BadEpisode | tuple[Episode, StepArrays]],
+            shard_uri: str) -> Iterator[Episode | BadEpisode]:
+    """The episodes of a chunk in record order, those converted to arrays with their columns attached (built for
+    the whole chunk at once; per episode when the chunk fails, so only the bad episode is rejected)."""
+    pending = [item for item in chunk if isinstance(item, tuple)]
+    try:
+        columns = iter(build_columns([arrays for _, arrays in pending]))
+    except ValueError:
+        columns = None
+    for item in chunk:
+        if not isinstance(item, tuple):
+            yield item
+            continue
+        episode, arrays = item
+        try:
+            yield episode.attach_columns(next(columns) if columns is not None else build_columns([arrays])[0])
+        except ValueError as exc:
+            yield BadEpisode(file=shard_uri, record=str(episode.metadata["rlds"]["record"]),
+                             reason=f"cannot convert: {exc}")
 
 
 def _encode_unit(dataset_dir: str, split: str, shard_path: str, dataset: str | None) -> str:
@@ -587,16 +566,25 @@ class RLDSConnector(Connector):
             warnings.warn(message, UnknownDatasetWarning, stacklevel=2)
         shard_fs, shard_path = _fs(shard_uri)
         shard = shard_path.rstrip("/").split("/")[-1]
+        chunk: list[Episode | BadEpisode | tuple[Episode, StepArrays]] = []
+        size = 0
+        per_chunk = CHUNK_EPISODES if options.layout == "columns" else 1
         try:
             for index, raw, data, error in read_shard(shard_fs, shard_path, tree, limit=options.limit):
                 if error is not None or raw is None or data is None:
-                    yield BadEpisode(file=shard_uri, record=str(index), reason=error or "unreadable record")
-                    continue
-                try:
-                    yield to_episode(raw, mapper, dataset=dataset, dataset_dir=dataset_dir, split=spec["split"],
-                                     shard=shard, record_bytes=data, tfds_name=info.name, version=info.version,
-                                     layout=options.layout)
-                except (ValueError, FeaturesError) as exc:
-                    yield BadEpisode(file=shard_uri, record=str(index), reason=f"cannot convert: {exc}")
+                    chunk.append(BadEpisode(file=shard_uri, record=str(index), reason=error or "unreadable record"))
+                else:
+                    try:
+                        episode, arrays = _convert(raw, mapper, dataset=dataset, dataset_dir=dataset_dir,
+                                                   split=spec["split"], shard=shard, record_bytes=data,
+                                                   tfds_name=info.name, version=info.version, layout=options.layout)
+                        chunk.append(episode if arrays is None else (episode, arrays))
+                        size += len(data)
+                    except (ValueError, FeaturesError) as exc:
+                        chunk.append(BadEpisode(file=shard_uri, record=str(index), reason=f"cannot convert: {exc}"))
+                if len(chunk) >= per_chunk or size >= CHUNK_BYTES:
+                    yield from _finish(chunk, shard_uri)
+                    chunk, size = [], 0
+            yield from _finish(chunk, shard_uri)
         except FileNotFoundError:
             yield BadEpisode(file=shard_uri, record="*", reason="shard file listed in dataset_info.json is missing")
