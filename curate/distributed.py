@@ -394,39 +394,6 @@ def _decode_chunk(batch: dict[str, Any], *, lake_uri: str, storage_options: dict
     return out
 
 
-def vector_rows(rows: list[dict[str, Any]], meta: list[tuple[str, int, str]], img_vecs: Any, texts: list[Any],
-                txt_vecs: Any, errors: list[str]) -> list[dict[str, Any]]:
-    """The vector rows of a chunk, as `curate.embed.embed_lake` makes them: images, texts, then episode means."""
-    import numpy as np
-
-    out: list[dict[str, Any]] = []
-    by_ep: dict[str, list[Any]] = {}
-    info = {r["episode_id"]: r for r in rows}
-    for (eid, idx, cam), vec in zip(meta, img_vecs, strict=True):
-        r = info[eid]
-        by_ep.setdefault(eid, []).append(vec)
-        out.append({"episode_id": eid, "key": r["key"], "dataset": r["dataset"], "kind": "image",
-                    "item": f"{cam}@{idx}", "camera": cam, "step": idx, "text": None, "vector": vec})
-    for (r, kind, item, text), vec in zip(texts, txt_vecs, strict=True):
-        out.append({"episode_id": r["episode_id"], "key": r["key"], "dataset": r["dataset"], "kind": kind,
-                    "item": item, "camera": None, "step": None, "text": text, "vector": vec})
-    for r in rows:
-        vecs = by_ep.get(r["episode_id"])
-        if vecs:
-            mean = np.mean(vecs, axis=0)
-        else:  # no decodable frame: fall back to the instruction so the episode still has a place
-            own = [v for (rr, *_), v in zip(texts, txt_vecs, strict=True) if rr["episode_id"] == r["episode_id"]]
-            if not own:
-                errors.append(f"{r['episode_id']}: no keyframe and no text to embed")
-                continue
-            mean = np.mean(own, axis=0)
-        mean = mean / (np.linalg.norm(mean) or 1.0)
-        out.append({"episode_id": r["episode_id"], "key": r["key"], "dataset": r["dataset"], "kind": "episode",
-                    "item": "episode", "camera": None, "step": None, "text": None,
-                    "vector": mean.astype(np.float32)})
-    return out
-
-
 class _Encoder:
     """Model stage: a Ray actor holding one CLIP (on a GPU when it has one) that turns decoded chunks into vectors."""
 
@@ -439,7 +406,7 @@ class _Encoder:
         import numpy as np
         import torch
 
-        from curate.embed import _episode_texts
+        from curate.embed import _episode_texts, vector_rows
 
         out: dict[str, list[Any]] = {"vectors": [], "ids": [], "episodes": [], "images": [], "texts": [],
                                      "errors": []}

@@ -328,38 +328,18 @@ def embed_lake(lake: Lake, *, model: ClipModel | None = None, arch: str | None =
     model_seconds = 0.0
     pending_rows: list[dict[str, Any]] = []
     pending_ids: dict[str, str] = {}
+    text_cache: dict[str, np.ndarray] = {}
     for loaded in _prefetch(lake, chunks, model, keyframes, workers):
         t0 = time.perf_counter()
         img_vecs = model.encode_images(loaded["images"]) if loaded["images"] is not None else np.zeros((0, model.dim))
         model_seconds += time.perf_counter() - t0  # image forward time: what images_per_s reports
         texts = [(r, kind, item, text) for r in loaded["rows"] for kind, item, text in _episode_texts(r)]
-        txt_vecs = model.encode_texts([t for *_, t in texts])
-        by_ep: dict[str, list[np.ndarray]] = {}
-        info = {r["episode_id"]: r for r in loaded["rows"]}
-        for (eid, idx, cam), vec in zip(loaded["meta"], img_vecs, strict=True):
-            r = info[eid]
-            by_ep.setdefault(eid, []).append(vec)
-            pending_rows.append({"episode_id": eid, "key": r["key"], "dataset": r["dataset"], "kind": "image",
-                                 "item": f"{cam}@{idx}", "camera": cam, "step": idx, "text": None, "vector": vec})
-        for (r, kind, item, text), vec in zip(texts, txt_vecs, strict=True):
-            pending_rows.append({"episode_id": r["episode_id"], "key": r["key"], "dataset": r["dataset"],
-                                 "kind": kind, "item": item, "camera": None, "step": None, "text": text,
-                                 "vector": vec})
-        for r in loaded["rows"]:
-            vecs = by_ep.get(r["episode_id"])
-            if vecs:
-                mean = np.mean(vecs, axis=0)
-            else:  # no decodable frame: fall back to the instruction so the episode still has a place
-                own = [v for (rr, *_), v in zip(texts, txt_vecs, strict=True) if rr is r]
-                if not own:
-                    report.errors.append(f"{r['episode_id']}: no keyframe and no text to embed")
-                    continue
-                mean = np.mean(own, axis=0)
-            mean = mean / (np.linalg.norm(mean) or 1.0)
-            pending_rows.append({"episode_id": r["episode_id"], "key": r["key"], "dataset": r["dataset"],
-                                 "kind": "episode", "item": "episode", "camera": None, "step": None, "text": None,
-                                 "vector": mean.astype(np.float32)})
-            pending_ids[r["episode_id"]] = r["key"]
+        txt_vecs = encode_texts_cached(model, [t for *_, t in texts], text_cache)
+        errors: list[str] = []
+        chunk_rows = vector_rows(loaded["rows"], loaded["meta"], img_vecs, texts, txt_vecs, errors)
+        pending_rows.extend(chunk_rows)
+        pending_ids.update({r["episode_id"]: r["key"] for r in chunk_rows if r["kind"] == "episode"})
+        report.errors.extend(errors)
         report.images += len(loaded["meta"])
         report.texts += len(texts)
         report.errors.extend(loaded["errors"])
@@ -380,6 +360,59 @@ def embed_lake(lake: Lake, *, model: ClipModel | None = None, arch: str | None =
     if progress is not None:
         progress("embed", len(rows), len(rows))
     return report
+
+
+def encode_texts_cached(model: ClipModel, texts: list[str], cache: dict[str, np.ndarray], *,
+                        max_size: int = 100_000) -> np.ndarray:
+    """Text vectors, encoding each distinct text once: robot datasets repeat instructions and segment texts
+    across thousands of episodes, so most texts of a run are already in `cache` (kept below `max_size`)."""
+    new = list(dict.fromkeys(t for t in texts if t not in cache))
+    if new:
+        if len(cache) + len(new) > max_size:
+            cache.clear()
+        cache.update(zip(new, model.encode_texts(new), strict=True))
+    if not texts:
+        return np.zeros((0, model.dim), dtype=np.float32)
+    return np.stack([cache[t] for t in texts])
+
+
+def vector_rows(rows: list[dict[str, Any]], meta: list[tuple[str, int, str]], img_vecs: Any,
+                texts: list[tuple[dict[str, Any], str, str, str]], txt_vecs: Any,
+                errors: list[str]) -> list[dict[str, Any]]:
+    """The vector-table rows of a chunk of episodes: one per keyframe, one per text, then each episode's mean.
+
+    Args:
+        rows: the episodes (with `key` and `dataset`); meta: (episode_id, step, camera) of each image vector.
+        texts: (episode row, kind, item, text) of each text vector.
+        errors: receives a line for an episode with neither a decodable keyframe nor a text.
+
+    Used by `embed_lake` and by the Ray engine (`curate.distributed`), so both write the same rows.
+    """
+    out: list[dict[str, Any]] = []
+    by_ep: dict[str, list[Any]] = {}
+    info = {r["episode_id"]: r for r in rows}
+    for (eid, idx, cam), vec in zip(meta, img_vecs, strict=True):
+        r = info[eid]
+        by_ep.setdefault(eid, []).append(vec)
+        out.append({"episode_id": eid, "key": r["key"], "dataset": r["dataset"], "kind": "image",
+                    "item": f"{cam}@{idx}", "camera": cam, "step": idx, "text": None, "vector": vec})
+    own_texts: dict[str, list[Any]] = {}
+    for (r, kind, item, text), vec in zip(texts, txt_vecs, strict=True):
+        own_texts.setdefault(r["episode_id"], []).append(vec)
+        out.append({"episode_id": r["episode_id"], "key": r["key"], "dataset": r["dataset"], "kind": kind,
+                    "item": item, "camera": None, "step": None, "text": text, "vector": vec})
+    for r in rows:
+        # no decodable frame: fall back to the texts so the episode still has a place
+        vecs = by_ep.get(r["episode_id"]) or own_texts.get(r["episode_id"])
+        if not vecs:
+            errors.append(f"{r['episode_id']}: no keyframe and no text to embed")
+            continue
+        mean = np.mean(vecs, axis=0)
+        mean = mean / (np.linalg.norm(mean) or 1.0)
+        out.append({"episode_id": r["episode_id"], "key": r["key"], "dataset": r["dataset"], "kind": "episode",
+                    "item": "episode", "camera": None, "step": None, "text": None,
+                    "vector": mean.astype(np.float32)})
+    return out
 
 
 def _commit(table: Any, rows: list[dict[str, Any]], keys: dict[str, str], schema: pa.Schema) -> int:
@@ -406,6 +439,16 @@ def _delete(table: Any, ids: list[str]) -> int:
     return before - table.count_rows()
 
 
+def index_partitions(rows: int) -> int:
+    """IVF partitions for a table of `rows` vectors: sqrt(rows), capped at 1,024.
+
+    k-means training costs partitions^2 (Lance samples 256 vectors per partition), so sqrt(10M) = 3,162
+    partitions would take ten times longer to train than 1,024; with 1,024 a probe at 10M rows scans ~10K
+    PQ codes per partition, which stays within the latency budget.
+    """
+    return max(16, min(1024, round(float(np.sqrt(rows)))))
+
+
 def _maybe_index(table: Any, *, min_rows: int = INDEX_MIN_ROWS) -> bool:
     """Build an IVF-PQ index (cosine) and a scalar index on episode_id once the table is large."""
     n = table.count_rows()
@@ -418,12 +461,14 @@ def _maybe_index(table: Any, *, min_rows: int = INDEX_MIN_ROWS) -> bool:
     if indexed:  # fold new rows into the existing indexes instead of retraining them
         table.optimize()
         return True
+    from lancedb.index import Bitmap, BTree, IvfPq
+
     dim = table.schema.field("vector").type.list_size
     sub = next(s for s in (dim // 8, dim // 4, dim // 2, dim, 1) if s >= 1 and dim % s == 0)
-    table.create_index(metric="cosine", num_partitions=max(16, int(np.sqrt(n))), num_sub_vectors=sub,
-                       vector_column_name="vector", replace=True)
-    table.create_scalar_index("episode_id", replace=True)
-    table.create_scalar_index("kind", index_type="BITMAP", replace=True)
+    table.create_index("vector", config=IvfPq(distance_type="cosine", num_partitions=index_partitions(n),
+                                              num_sub_vectors=sub), replace=True)
+    table.create_index("episode_id", config=BTree(), replace=True)
+    table.create_index("kind", config=Bitmap(), replace=True)
     return True
 
 

@@ -91,12 +91,40 @@ class ClipModel:
             return np.zeros((0, self.dim), dtype=np.float32)
         tokens = self.tokenizer(texts).to(self.device)
         with torch.no_grad(), _autocast(self.device):
-            out = self.model.encode_text(tokens, normalize=True)
+            out = _encode_text_trimmed(self.model, tokens)
+            if out is None:
+                out = self.model.encode_text(tokens, normalize=True)
         return out.float().cpu().numpy()
 
     def describe(self) -> dict[str, Any]:
         return {"model_id": self.model_id, "arch": self.arch, "pretrained": self.pretrained, "dim": self.dim,
                 "device": self.device, **self.info}
+
+
+def _encode_text_trimmed(model: Any, tokens: Any) -> Any:
+    """`CLIP.encode_text(tokens, normalize=True)` over the tokens up to the longest text's end token only.
+
+    The text tower is causal and pools at the end token, so the padding after it (a 10-word instruction pads
+    to 77 tokens) never changes the result: cutting it makes text encoding ~5x cheaper with identical vectors.
+    Returns None for models this does not apply to (they use their own `encode_text`).
+    """
+    import torch
+    import torch.nn.functional as F
+    from open_clip.model import CLIP
+    from open_clip.transformer import text_global_pool
+
+    if type(model) is not CLIP or getattr(model, "text_pool_type", None) != "argmax" or model.attn_mask is None:
+        return None
+    length = int(tokens.argmax(dim=-1).max().item()) + 1
+    tokens = tokens[:, :length]
+    cast_dtype = model.transformer.get_cast_dtype()
+    x = model.token_embedding(tokens).to(cast_dtype) + model.positional_embedding[:length].to(cast_dtype)
+    x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
+    x = text_global_pool(model.ln_final(x), tokens, "argmax")
+    if model.text_projection is not None:
+        proj = model.text_projection
+        x = proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
+    return F.normalize(x, dim=-1)
 
 
 def _autocast(device: str) -> Any:

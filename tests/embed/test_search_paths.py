@@ -1,0 +1,119 @@
+"""Search paths (exact over a small slice, vector search over the rest), the vector query, the slice cache, and the
+embedding helpers they rely on (trimmed text encoding, text dedupe, shared vector rows)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from curate import search as search_module
+from curate.embed import active_model, encode_texts_cached, load_lake_model, vector_rows
+from curate.errors import ConfigError
+from curate.lake import Lake
+from curate.models import load_model
+from curate.search import search
+
+
+def test_a_vector_query_ranks_like_the_text_it_encodes(embedded_lake: Path) -> None:
+    lake = Lake(embedded_lake)
+    model = load_lake_model(lake)
+    by_text = search(lake, "red cube", k=6, model=model)
+    by_vector = search(lake, vector=model.encode_texts(["red cube"])[0] * 3.0, k=6)
+    assert by_vector["episode_id"].to_list() == by_text["episode_id"].to_list()
+    assert np.allclose(by_vector["score"].to_numpy(), by_text["score"].to_numpy(), atol=1e-5)
+
+
+def test_a_zero_vector_or_two_queries_are_clear_errors(embedded_lake: Path) -> None:
+    lake = Lake(embedded_lake)
+    with pytest.raises(ConfigError, match="zero"):
+        search(lake, vector=np.zeros(active_model(lake)["dim"]))
+    with pytest.raises(ConfigError, match="exactly one query"):
+        search(lake, "red cube", vector=np.ones(active_model(lake)["dim"]))
+
+
+def test_exact_search_over_a_small_slice_scores_every_episode_like_the_full_search(embedded_lake: Path) -> None:
+    lake = Lake(embedded_lake)
+    everything = search(lake, "a cube", k=lake.count())
+    slice_ids = lake.episodes(where='dataset == "deploy_kitchen"', columns=["episode_id"])["episode_id"].to_list()
+    assert 0 < len(slice_ids) <= search_module.EXACT_MAX_EPISODES
+    exact = search(lake, "a cube", where='dataset == "deploy_kitchen"', k=len(slice_ids))
+    expected = everything.filter(pl.col("episode_id").is_in(slice_ids))
+    assert exact["episode_id"].to_list() == expected["episode_id"].to_list()
+    assert np.allclose(exact["score"].to_numpy(), expected["score"].to_numpy(), atol=1e-5)
+    assert exact["item"].to_list() == expected["item"].to_list()
+
+
+def test_episode_ids_restrict_the_search_and_combine_with_the_filter(embedded_lake: Path) -> None:
+    lake = Lake(embedded_lake)
+    ids = lake.episodes(columns=["episode_id"])["episode_id"].to_list()[:5]
+    res = search(lake, "a cube", episode_ids=ids, k=10)
+    assert sorted(res["episode_id"].to_list()) == sorted(ids)
+    dataset = lake.rows(ids[:1], columns=["dataset"])["dataset"][0]
+    both = search(lake, "a cube", episode_ids=ids, where=f'dataset == "{dataset}"', k=10)
+    assert set(both["dataset"].to_list()) == {dataset} and set(both["episode_id"].to_list()) <= set(ids)
+
+
+def test_a_large_slice_goes_through_the_vector_search_and_stays_in_the_slice(embedded_lake: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    lake = Lake(embedded_lake)
+    where = 'dataset != "deploy_kitchen"'
+    exact = search(lake, "a cube", where=where, k=5)
+    monkeypatch.setattr(search_module, "EXACT_MAX_EPISODES", 0)
+    prefiltered = search(lake, "a cube", where=where, k=5)
+    monkeypatch.setattr(search_module, "PREFILTER_MAX_IDS", 0)
+    postfiltered = search(lake, "a cube", where=where, k=5)
+    assert prefiltered["episode_id"].to_list() == exact["episode_id"].to_list()
+    assert postfiltered["episode_id"].to_list() == exact["episode_id"].to_list()
+    assert "deploy_kitchen" not in set(postfiltered["dataset"].to_list())
+
+
+def test_a_relabel_is_seen_by_the_next_search_with_the_same_filter(embedded_lake: Path) -> None:
+    lake = Lake(embedded_lake)
+    where = '"searchme" in tags'
+    assert search(lake, "a cube", where=where).height == 0
+    eid = lake.episodes(limit=1, columns=["episode_id"])["episode_id"][0]
+    lake.relabel([eid], "tags", ["searchme"], author="test")
+    assert search(Lake(embedded_lake), "a cube", where=where)["episode_id"].to_list() == [eid]
+
+
+def test_trimmed_text_encoding_equals_open_clips_encode_text(tiny_checkpoint: Path) -> None:
+    model = load_model(pretrained=str(tiny_checkpoint), device="cpu")
+    texts = ["red cube", "could you put the green cube left of the blue bowl into the box?", "x"]
+    with torch.no_grad():
+        reference = model.model.encode_text(model.tokenizer(texts), normalize=True).numpy()
+    assert np.allclose(model.encode_texts(texts), reference, atol=1e-5)
+
+
+def test_each_distinct_text_is_encoded_once(tiny_checkpoint: Path) -> None:
+    model = load_model(pretrained=str(tiny_checkpoint), device="cpu")
+    calls: list[list[str]] = []
+    encode = model.encode_texts
+
+    def counting(texts: list[str]) -> np.ndarray:
+        calls.append(list(texts))
+        return encode(texts)
+
+    model.encode_texts = counting  # type: ignore[method-assign]
+    cache: dict[str, np.ndarray] = {}
+    first = encode_texts_cached(model, ["a", "b", "a"], cache)
+    second = encode_texts_cached(model, ["b", "c"], cache)
+    assert calls == [["a", "b"], ["c"]]
+    assert np.array_equal(first[0], first[2]) and np.array_equal(first[1], second[0])
+    assert encode_texts_cached(model, [], cache).shape == (0, model.dim)
+
+
+def test_vector_rows_fall_back_to_texts_and_report_an_episode_with_nothing() -> None:
+    rows = [{"episode_id": e, "key": "k", "dataset": "d"} for e in ("ep_a", "ep_b", "ep_c")]
+    img = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    txt = np.array([[0.6, 0.8]], dtype=np.float32)
+    errors: list[str] = []
+    out = vector_rows(rows, [("ep_a", 0, "front"), ("ep_a", 9, "front")], img,
+                      [(rows[1], "instruction", "instruction", "go")], txt, errors)
+    episodes = {r["episode_id"]: r["vector"] for r in out if r["kind"] == "episode"}
+    assert np.allclose(episodes["ep_a"], [np.sqrt(0.5), np.sqrt(0.5)]) and np.allclose(episodes["ep_b"], [0.6, 0.8])
+    assert "ep_c" not in episodes and errors == ["ep_c: no keyframe and no text to embed"]
+    assert [r["item"] for r in out if r["kind"] == "image"] == ["front@0", "front@9"]
