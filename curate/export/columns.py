@@ -15,12 +15,12 @@ repeats the source instruction follows a relabelled instruction (see `current_la
 from __future__ import annotations
 
 import io
-import queue
-import threading
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -32,9 +32,10 @@ from schemas.mixture import Manifest, ManifestEpisode
 
 BATCH_EPISODES = 256
 """Episode rows read per query of the episodes table."""
-BATCH_FRAMES = 4096
-"""Frame rows (steps x cameras) per query of the steps and frames tables: ~200 MB of 50 KB frames."""
-T = TypeVar("T")
+BATCH_FRAMES = 2048
+"""Frame rows (steps x cameras) per query of the steps and frames tables: ~100 MB of 50 KB frames."""
+READERS = 2
+"""Batches read ahead, each by its own thread."""
 FRAME_COLUMNS = ["episode_id", "revision", "index", "camera", "format", "data", "video_uri", "video_timestamp_s"]
 
 
@@ -234,62 +235,43 @@ def load_columns(lake: Lake, rows: list[dict[str, Any]]) -> dict[str, EpisodeCol
     return out
 
 
-def _batches(manifest: Manifest, lake: Lake, datasets: set[str] | None
-             ) -> Iterator[tuple[list[ManifestEpisode], dict[str, EpisodeColumns]]]:
+def _plans(manifest: Manifest, lake: Lake, datasets: set[str] | None
+           ) -> Iterator[tuple[list[ManifestEpisode], list[dict[str, Any]]]]:
+    """(entries, their distinct episode rows) per read batch, in manifest order."""
     entries = [e for e in manifest.selected() if datasets is None or e.dataset in datasets]
     for start in range(0, len(entries), BATCH_EPISODES):
         chunk = entries[start:start + BATCH_EPISODES]
         rows = episode_rows(lake, [e.episode_id for e in chunk])
         for group in _frame_batches(chunk, rows):
-            yield group, load_columns(lake, [rows[eid] for eid in dict.fromkeys(e.episode_id for e in group)])
-
-
-def prefetched(items: Iterator[T], *, depth: int = 1) -> Iterator[T]:
-    """Iterate `items` produced by a background thread up to `depth` ahead, so reading the next batch (Lance and
-    Arrow release the GIL) overlaps with writing this one. An error in the producer is raised here; closing the
-    iterator stops the producer at its next item."""
-    box: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: tuple[str, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                box.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run() -> None:
-        try:
-            for item in items:
-                if not put(("item", item)):
-                    return
-            put(("done", None))
-        except BaseException as exc:  # handed to the consumer, raised there
-            put(("error", exc))
-
-    thread = threading.Thread(target=run, name="export-read", daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, value = box.get()
-            if kind == "done":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
+            yield group, [rows[eid] for eid in dict.fromkeys(e.episode_id for e in group)]
 
 
 def iter_columns(manifest: Manifest, lake: Lake, *, datasets: set[str] | None = None
                  ) -> Iterator[tuple[ManifestEpisode, EpisodeColumns]]:
-    """Each selected episode (optionally of some datasets) once, in manifest order, read in bounded batches: at
-    most BATCH_FRAMES frame rows per batch (one episode at least), the next batch read while this one is written."""
-    for group, loaded in prefetched(_batches(manifest, lake, datasets)):
-        for entry in group:
-            yield entry, loaded[entry.episode_id]
+    """Each selected episode (optionally of some datasets) once, in manifest order, read in bounded batches.
+
+    A batch holds at most BATCH_FRAMES frame rows (one episode at least). READERS threads read the next batches
+    while the caller writes this one: Lance decodes and Arrow slices without the GIL, so reading (the costly part
+    of every export) runs on every core, and at most READERS + 1 batches are in memory.
+    """
+    pool = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="export-read")
+    ahead: deque[tuple[list[ManifestEpisode], Future[dict[str, EpisodeColumns]]]] = deque()
+    plans = _plans(manifest, lake, datasets)
+    try:
+        while True:
+            while len(ahead) < READERS:
+                plan = next(plans, None)
+                if plan is None:
+                    break
+                ahead.append((plan[0], pool.submit(load_columns, lake, plan[1])))
+            if not ahead:
+                return
+            group, future = ahead.popleft()
+            loaded = future.result()
+            for entry in group:
+                yield entry, loaded[entry.episode_id]
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def with_encoded_frames(ep: EpisodeColumns, *, image_format: str = "JPEG") -> EpisodeColumns:
