@@ -4,7 +4,7 @@
 
 Uses random weights of the given architecture (same compute as the pretrained model; no download) on a demo lake.
 Process start-up (imports, model load) is excluded from both sides. Printed:
-* bare image forward: images/s of `encode_images` on a (batch, 3, H, W) tensor, median of 3 passes;
+* bare image forward: images/s of `encode_images` on a (batch, 3, H, W) tensor, median of >= 3 passes;
 * pipeline images/s: images embedded / wall time of `embed_lake` (which also encodes the texts and writes rows);
 * ratio images: pipeline images/s / bare image forward, the issue's figure (goal >= 0.9);
 * ratio model-busy: (bare time of the same images + bare time of the texts the pipeline had to encode) / wall,
@@ -51,8 +51,8 @@ def main() -> None:
         started, c0 = time.perf_counter(), cpu_seconds()
         report = embed_lake(lake, model=model, batch=args.batch, workers=args.workers)
         wall, cpu = time.perf_counter() - started, cpu_seconds() - c0
-        runs = []
-        for _ in range(3):
+        runs: list[float] = []
+        while len(runs) < 3 or (sum(runs) < 2.0 and len(runs) < 200):  # fast models: enough runs for a median
             t0 = time.perf_counter()
             model.encode_images(x)
             runs.append(time.perf_counter() - t0)
@@ -67,8 +67,8 @@ def main() -> None:
         busy = (report.images / bare + text_s) / wall
         print(f"arch={args.arch} batch={args.batch} episodes={report.episodes_embedded} images={report.images} "
               f"texts={report.texts} ({len(unique)} distinct) torch threads={torch.get_num_threads()}")
-        print(f"bare image forward (median of 3): {bare:.1f} images/s; bare text forward of the distinct texts: "
-              f"{text_s:.2f} s")
+        print(f"bare image forward (median of {len(runs)} passes): {bare:.1f} images/s; "
+              f"bare text forward of the distinct texts: {text_s:.2f} s")
         print(f"pipeline: {wall:.2f} s wall, {cpu:.1f} s CPU, {images_wall:.1f} images/s end to end "
               f"(image forward inside it: {report.images_per_s:.1f} images/s)")
         print(f"ratio images (pipeline images/s / bare image forward): {images_wall / bare:.2f}")

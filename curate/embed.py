@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from curate.errors import ConfigError, CurateError
 from curate.lake import Lake, check_id
-from curate.models import ClipModel, load_model
+from curate.models import ClipModel, forward_threads, load_model
 
 Progress = Callable[[str, int, int], None]
 REGISTRY = "embeddings.json"
@@ -284,6 +284,45 @@ def _prefetch(lake: Lake, chunks: list[list[dict[str, Any]]], model: ClipModel, 
         stop.set()
 
 
+def _rebatch(loaded: Iterator[dict[str, Any]], model: ClipModel, batch: int,
+             timer: list[float]) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
+    """(chunk, its image vectors) in order, with every forward pass over exactly `batch` images (the last one
+    smaller): chunks hold whole episodes, so their image counts vary, but the model is fastest at the batch size
+    it was asked for. `timer[0]` accumulates the forward time."""
+    import torch
+
+    waiting: list[dict[str, Any]] = []  # chunks whose images are not all encoded yet
+    images: list[Any] = []  # image tensors not encoded yet, in chunk order
+    vectors: list[np.ndarray] = []  # vectors encoded but not yet handed out, in chunk order
+
+    def forward(n: int) -> None:
+        nonlocal images
+        t0 = time.perf_counter()
+        stacked = torch.cat(images, 0) if len(images) > 1 else images[0]
+        vectors.extend(model.encode_images(stacked[:n]))
+        timer[0] += time.perf_counter() - t0
+        images = [stacked[n:]] if stacked.shape[0] > n else []
+
+    def ready() -> Iterator[tuple[dict[str, Any], np.ndarray]]:
+        while waiting and len(vectors) >= len(waiting[0]["meta"]):
+            chunk = waiting.pop(0)
+            n = len(chunk["meta"])
+            out = np.stack(vectors[:n]) if n else np.zeros((0, model.dim), dtype=np.float32)
+            del vectors[:n]
+            yield chunk, out
+
+    for chunk in loaded:
+        waiting.append(chunk)
+        if chunk["images"] is not None:
+            images.append(chunk["images"])
+        while sum(t.shape[0] for t in images) >= batch:
+            forward(batch)
+        yield from ready()
+    while images:
+        forward(batch)
+    yield from ready()
+
+
 def embed_lake(lake: Lake, *, model: ClipModel | None = None, arch: str | None = None, pretrained: str | None = None,
                device: str = "auto", batch: int = 64, where: str | None = None,
                keyframes: str = "first,middle,last", workers: int = 2, activate: bool = True,
@@ -320,35 +359,34 @@ def embed_lake(lake: Lake, *, model: ClipModel | None = None, arch: str | None =
     if stale:
         report.rows_deleted += _delete(table, stale)
     rows = todo.to_dicts()
-    per_ep = max(1, len(keyframe_indices(max(1, int(np.median([r["n_steps"] or 1 for r in rows] or [1]))),
-                                         keyframes)) * 2)
+    steps = int(np.median([r["n_steps"] or 1 for r in rows] or [1]))
+    cams = int(np.median([len(_rgb_cameras(r) or [None]) for r in rows] or [1]))
+    per_ep = max(1, len(keyframe_indices(max(1, steps), keyframes)) * cams)  # images per episode, roughly
     chunk_size = max(1, batch // per_ep)
     chunks = [rows[i:i + chunk_size] for i in range(0, len(rows), chunk_size)]
     done = 0
-    model_seconds = 0.0
     pending_rows: list[dict[str, Any]] = []
     pending_ids: dict[str, str] = {}
     text_cache: dict[str, np.ndarray] = {}
-    for loaded in _prefetch(lake, chunks, model, keyframes, workers):
-        t0 = time.perf_counter()
-        img_vecs = model.encode_images(loaded["images"]) if loaded["images"] is not None else np.zeros((0, model.dim))
-        model_seconds += time.perf_counter() - t0  # image forward time: what images_per_s reports
-        texts = [(r, kind, item, text) for r in loaded["rows"] for kind, item, text in _episode_texts(r)]
-        txt_vecs = encode_texts_cached(model, [t for *_, t in texts], text_cache)
-        errors: list[str] = []
-        chunk_rows = vector_rows(loaded["rows"], loaded["meta"], img_vecs, texts, txt_vecs, errors)
-        pending_rows.extend(chunk_rows)
-        pending_ids.update({r["episode_id"]: r["key"] for r in chunk_rows if r["kind"] == "episode"})
-        report.errors.extend(errors)
-        report.images += len(loaded["meta"])
-        report.texts += len(texts)
-        report.errors.extend(loaded["errors"])
-        done += len(loaded["rows"])
-        if len(pending_rows) >= 4096:
-            report.rows_deleted += _commit(table, pending_rows, pending_ids, schema)
-            pending_rows, pending_ids = [], {}
-        if progress is not None:
-            progress("embed", done, len(rows))
+    with forward_threads(model):  # small models run faster on one thread next to the decoders
+        timer = [0.0]
+        for loaded, img_vecs in _rebatch(_prefetch(lake, chunks, model, keyframes, workers), model, batch, timer):
+            texts = [(r, kind, item, text) for r in loaded["rows"] for kind, item, text in _episode_texts(r)]
+            txt_vecs = encode_texts_cached(model, [t for *_, t in texts], text_cache)
+            errors: list[str] = []
+            chunk_rows = vector_rows(loaded["rows"], loaded["meta"], img_vecs, texts, txt_vecs, errors)
+            pending_rows.extend(chunk_rows)
+            pending_ids.update({r["episode_id"]: r["key"] for r in chunk_rows if r["kind"] == "episode"})
+            report.errors.extend(errors)
+            report.images += len(loaded["meta"])
+            report.texts += len(texts)
+            report.errors.extend(loaded["errors"])
+            done += len(loaded["rows"])
+            if len(pending_rows) >= 4096:
+                report.rows_deleted += _commit(table, pending_rows, pending_ids, schema)
+                pending_rows, pending_ids = [], {}
+            if progress is not None:
+                progress("embed", done, len(rows))
     if pending_rows:
         report.rows_deleted += _commit(table, pending_rows, pending_ids, schema)
     report.episodes_embedded = done
@@ -356,7 +394,7 @@ def embed_lake(lake: Lake, *, model: ClipModel | None = None, arch: str | None =
     _maybe_index(table)
     register_model(lake, model, activate=activate)
     report.seconds = round(time.perf_counter() - started, 3)
-    report.images_per_s = round(report.images / model_seconds, 1) if model_seconds else 0.0
+    report.images_per_s = round(report.images / timer[0], 1) if timer[0] else 0.0
     if progress is not None:
         progress("embed", len(rows), len(rows))
     return report
