@@ -264,9 +264,10 @@ def _check_columns(episode: Episode) -> str | None:
         if steps.min() < 0 or steps.max() >= episode.n_steps:
             return "a frame belongs to a step the episode does not have"
         declared = {c.name for c in episode.cameras}
-        for camera in frames.column("camera").unique().to_pylist():
+        encoded = frames.column("camera").combine_chunks().dictionary_encode()
+        for code, camera in enumerate(encoded.dictionary.to_pylist()):
             if camera not in declared:
-                row = frames.column("camera").to_pylist().index(camera)
+                row = int(np.flatnonzero(encoded.indices.to_numpy() == code)[0])
                 return f"step {int(steps[row])} has a frame of undeclared camera {camera!r}"
     return None
 

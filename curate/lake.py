@@ -790,17 +790,17 @@ def episode_tables(episodes: Iterable[Episode]) -> tuple[pa.Table, pa.Table, pa.
     episode_rows = pa.Table.from_pylist(rows, schema=LAKE_EPISODES_SCHEMA)
     steps, frames = _step_table(keyed_steps), _frame_table(keyed_steps)
     if columnar:
-        keys = episode_rows.select(["episode_id", "revision"])
-        positions = [position for position, _ in columnar]
-        steps = _concat([steps, keyed_columns(keys, positions, [c.steps for _, c in columnar], STEPS_SCHEMA)])
-        frames = _concat([frames, keyed_columns(keys, positions, [c.frames for _, c in columnar], FRAMES_SCHEMA)])
+        keyed_steps_table, keyed_frames_table = keyed_columns(
+            episode_rows.select(["episode_id", "revision"]), [p for p, _ in columnar], [c for _, c in columnar])
+        steps = _concat([steps, keyed_steps_table])
+        frames = _concat([frames, keyed_frames_table])
     return episode_rows, steps, frames
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:
-    """One table of contiguous columns (Lance writes those fastest), leaving out empty ones."""
+    """The rows of several tables as one, leaving out empty ones (no copy)."""
     tables = [t for t in tables if t.num_rows] or tables[:1]
-    return tables[0] if len(tables) == 1 else pa.concat_tables(tables).combine_chunks()
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
 
 def _step_table(keyed_steps: list[tuple[str, str, Step]]) -> pa.Table:

@@ -141,17 +141,20 @@ def _column_flags(episode: Episode, columns: EpisodeColumns, flags: set[str]) ->
             and np.isfinite((reward.drop_null() if reward.null_count else reward).to_numpy()).all()):
         flags.add(NONFINITE_VALUES)
     frames = columns.frames
-    cameras = frames.column("camera").to_pylist()
+    encoded = _one_chunk(frames.column("camera")).dictionary_encode()
+    codes = encoded.indices.to_numpy()
+    names = encoded.dictionary.to_pylist()
     data = _one_chunk(frames.column("data"))
-    valid = None if data.null_count == 0 else data.is_valid().to_pylist()
-    rows_of: dict[str, list[int]] = {}
-    counts: dict[str, int] = {}
-    for row, name in enumerate(cameras):
-        counts[name] = counts.get(name, 0) + 1
-        if valid is None or valid[row]:
-            rows_of.setdefault(name, []).append(row)
-    readers = {name: (lambda i, rows=rows: data[rows[i]].as_py()) for name, rows in rows_of.items()}
-    _camera_flags(episode, n, counts, readers, {name: len(rows) for name, rows in rows_of.items()}, flags)
+    valid = None if data.null_count == 0 else data.is_valid().to_numpy(zero_copy_only=False)
+    counts = {name: int(count) for name, count in zip(names, np.bincount(codes, minlength=len(names)), strict=True)}
+    readers: dict[str, Callable[[int], bytes]] = {}
+    with_bytes: dict[str, int] = {}
+    for code, name in enumerate(names):
+        rows = np.flatnonzero(codes == code if valid is None else (codes == code) & valid)
+        if rows.size:
+            readers[name] = lambda i, rows=rows: data[int(rows[i])].as_py()
+            with_bytes[name] = int(rows.size)
+    _camera_flags(episode, n, counts, readers, with_bytes, flags)
 
 
 def _one_chunk(column: pa.ChunkedArray) -> pa.Array:

@@ -13,7 +13,7 @@ of ingest output reads `episode.columns` first and falls back to `episode.steps`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -56,10 +56,16 @@ class EpisodeColumns:
 
     steps: pa.Table
     frames: pa.Table
+    origin: tuple[pa.Table, pa.Table, int, int] | None = field(default=None, compare=False, repr=False)
+    """When `steps`/`frames` are slices of larger tables built for several episodes at once: (those tables, the
+    first step row, the first frame row), so adjacent episodes are written as one slice instead of one chunk each."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", _conform(self.steps, STEP_COLUMNS, "step"))
         object.__setattr__(self, "frames", _conform(self.frames, FRAME_COLUMNS, "frame"))
+
+    def __reduce__(self) -> tuple[type, tuple[pa.Table, pa.Table]]:
+        return EpisodeColumns, (self.steps, self.frames)  # never ship the larger tables `origin` points into
 
     @property
     def n_steps(self) -> int:
@@ -79,19 +85,63 @@ def _binary_size(array: pa.BinaryArray) -> int:
     return int(offsets[array.offset + len(array)] - offsets[array.offset])
 
 
-def keyed_columns(keys: pa.Table, positions: list[int], tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
-    """The step (or frame) tables of several episodes as one table with the key columns prepended.
+def keyed_columns(keys: pa.Table, positions: list[int], columns: list[EpisodeColumns]) -> tuple[pa.Table, pa.Table]:
+    """The steps and frames of several episodes as two tables with the key columns prepended: rows of the lake's
+    steps and frames tables.
+
+    Episodes that are adjacent slices of one larger table (`EpisodeColumns.origin`) become one zero-copy slice of it,
+    so a table has a chunk per connector batch, not per episode (Lance writes many small chunks ~10x slower).
 
     Args:
         keys: `episode_id` and `revision` of the episodes (one row each).
-        positions: for each table, the row of its episode in `keys`.
-        tables: `STEP_COLUMNS` (or `FRAME_COLUMNS`) tables, one per episode.
-        schema: `STEPS_SCHEMA` (or `FRAMES_SCHEMA`): the result's schema.
+        positions: for each entry of `columns`, the row of its episode in `keys`.
+        columns: the episodes' columns.
     """
-    body = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    rows = np.repeat(np.asarray(positions, dtype=np.int64), [t.num_rows for t in tables])
-    picked = keys.take(pa.array(rows))
-    return pa.Table.from_arrays([*picked.columns, *body.columns], schema=schema)
+    step_parts: list[pa.Table] = []
+    frame_parts: list[pa.Table] = []
+    run: list[int] = []  # indices into `columns` of the current run of adjacent slices
+
+    def close() -> None:
+        if not run:
+            return
+        first, last = columns[run[0]], columns[run[-1]]
+        if len(run) == 1 or first.origin is None or last.origin is None:
+            step_parts.append(first.steps)
+            frame_parts.append(first.frames)
+        else:
+            parent_steps, parent_frames, step_at, frame_at = first.origin
+            step_parts.append(parent_steps.slice(step_at, last.origin[2] + last.n_steps - step_at))
+            frame_parts.append(parent_frames.slice(frame_at, last.origin[3] + last.frames.num_rows - frame_at))
+        run.clear()
+
+    for i, item in enumerate(columns):
+        if run and not _adjacent(columns[run[-1]], item):
+            close()
+        run.append(i)
+    close()
+    step_counts = [c.n_steps for c in columns]
+    frame_counts = [c.frames.num_rows for c in columns]
+    return (_keyed(keys, positions, step_counts, step_parts, STEPS_SCHEMA),
+            _keyed(keys, positions, frame_counts, frame_parts, FRAMES_SCHEMA))
+
+
+def _adjacent(before: EpisodeColumns, after: EpisodeColumns) -> bool:
+    """True when `after` continues `before` in the same larger tables."""
+    a, b = before.origin, after.origin
+    return (a is not None and b is not None and a[0] is b[0] and a[1] is b[1]
+            and b[2] == a[2] + before.n_steps and b[3] == a[3] + before.frames.num_rows)
+
+
+def _keyed(keys: pa.Table, positions: list[int], counts: list[int], parts: list[pa.Table],
+           schema: pa.Schema) -> pa.Table:
+    body = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+    picked = keys.take(pa.array(np.repeat(np.asarray(positions, dtype=np.int64), counts)))
+    table = pa.Table.from_arrays([*picked.columns, *body.columns], schema=schema)
+    return table.combine_chunks() if len(parts) > MAX_CHUNKS else table
+
+
+MAX_CHUNKS = 128
+"""A staged table with more chunks than this is made contiguous before it is written (a copy of its bytes)."""
 
 
 def frame_bytes(episode: Episode) -> int:

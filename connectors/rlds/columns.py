@@ -136,6 +136,7 @@ def build(parts: list[StepArrays]) -> list[EpisodeColumns]:
     step_at = frame_at = 0
     for p in parts:
         m = len(p.frames)
-        out.append(EpisodeColumns(steps.slice(step_at, p.n), frames.slice(frame_at, m)))
+        out.append(EpisodeColumns(steps.slice(step_at, p.n), frames.slice(frame_at, m),
+                                  origin=(steps, frames, step_at, frame_at)))
         step_at, frame_at = step_at + p.n, frame_at + m
     return out
