@@ -139,7 +139,8 @@ def _write_fragments(table: pa.Table, lake: Lake, name: str) -> list[str]:
 
     if table.num_rows == 0:
         return []
-    frags = write_fragments(table.cast(TABLE_SCHEMAS[name]), lake.table_uri(name), schema=TABLE_SCHEMAS[name],
+    table = table.cast(TABLE_SCHEMAS[name]).combine_chunks()  # one chunk per column: see Lake._append
+    frags = write_fragments(table, lake.table_uri(name), schema=TABLE_SCHEMAS[name],
                             storage_options=lake.storage_options or None)
     return [json.dumps(f.to_json()) for f in frags]
 

@@ -242,7 +242,9 @@ class Lake:
 
     def _append(self, name: str, table: pa.Table) -> lance.LanceDataset:
         ds = self._dataset(name, refresh=True)
-        table = table.cast(TABLE_SCHEMAS[name])
+        # One chunk per column: Lance pays ~0.6 ms per incoming record batch, and a batch built from per-episode
+        # slices has one per episode (measured: 100k frame rows in 5,000 chunks 3.6 CPU-s, combined first 0.4).
+        table = table.cast(TABLE_SCHEMAS[name]).combine_chunks()
         if ds is None:
             ds = lance.write_dataset(table, self.table_uri(name), schema=TABLE_SCHEMAS[name], mode="create",
                                      storage_options=self.storage_options)
