@@ -191,3 +191,34 @@ def test_a_lake_read_error_reaches_the_exporter(natural: Manifest, tmp_path: Pat
     with pytest.raises(OSError, match="unreachable"):
         export(natural, format="parquet", out=tmp_path / "pq")
     assert not (tmp_path / "pq").exists()
+
+
+def test_video_reference_frames_are_decoded_to_jpeg_for_parquet_and_rlds(tmp_path: Path) -> None:
+    from connectors.tfrecord import decode_example
+    from curate.media import decode_frame, decode_image
+    from schemas import Camera, Frame, Step
+    from tests.export.test_lerobot import _mp4
+
+    video = tmp_path / "src.mp4"
+    _mp4(video, [(30 * i, 100, 200) for i in range(6)])
+    ep = make_episode(0, dataset="cam", n_steps=6, cameras=())
+    steps = [Step(**{**s.model_dump(exclude={"frames"}), "frames": [
+        Frame(camera="front", format="video", video_uri=str(video), video_timestamp_s=t / 10)]})
+        for t, s in enumerate(ep.steps)]
+    lake = Lake.create(tmp_path / "lake")
+    lake.write_episodes([ep.model_copy(update={"steps": steps, "cameras": [Camera(name="front", height=16,
+                                                                                   width=16)]})])
+    manifest = resolve(MixtureSpec(name="v", quality=[]), lake)
+    want = [np.asarray(decode_frame(f), np.int16) for s in lake.episode(ep.episode_id).steps for f in s.frames]
+    result = export(manifest, format="parquet", out=tmp_path / "pq")
+    assert result.frames_reencoded == 6 and result.frames == 6
+    got = pq.read_table(tmp_path / "pq" / "steps").column("image.front").to_pylist()
+    result = export(manifest, format="rlds", out=tmp_path / "rlds")
+    assert result.frames_reencoded == 6
+    shard = next((tmp_path / "rlds" / "cam" / "1.0.0").glob("*.tfrecord-*"))
+    (record,) = read_records(shard.open("rb"))
+    assert decode_example(record.data)["steps/observation/front"][1] == got  # the same JPEG bytes in both
+    features = json.loads((tmp_path / "rlds" / "cam" / "1.0.0" / "features.json").read_text())
+    assert "jpeg" in json.dumps(features)
+    for data, pixels in zip(got, want, strict=True):
+        assert data[:2] == b"\xff\xd8" and np.abs(np.asarray(decode_image(data), np.int16) - pixels).mean() < 3
