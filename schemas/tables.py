@@ -16,8 +16,20 @@ _KEY = [pa.field("episode_id", pa.string(), nullable=False), pa.field("revision"
 STEPS_SCHEMA: pa.Schema = pa.schema([*_KEY, *model_fields(Step, exclude=frozenset({"frames"}))])
 """One row per step, keyed by (episode_id, revision, index)."""
 
-FRAMES_SCHEMA: pa.Schema = pa.schema([*_KEY, pa.field("index", pa.int64(), nullable=False), *model_fields(Frame)])
-"""One row per (step, camera): encoded bytes passed through, or a video reference. Read lazily."""
+UNCOMPRESSED = {"lance-encoding:compression": "none"}
+"""Lance field metadata: store the values as they are. Frame bytes are JPEG/PNG, already compressed: Lance's default
+general-purpose compression of large binary values gains nothing on them and halves write speed (measured: 50 KB
+JPEG-like values 330 MB/CPU-s compressed, 640 uncompressed; the same bytes on disk)."""
+
+
+def _frame_field(field: pa.Field) -> pa.Field:
+    return field.with_metadata(UNCOMPRESSED) if field.name == "data" else field
+
+
+FRAMES_SCHEMA: pa.Schema = pa.schema([*_KEY, pa.field("index", pa.int64(), nullable=False),
+                                      *map(_frame_field, model_fields(Frame))])
+"""One row per (step, camera): encoded bytes passed through (uncompressed by Lance), or a video reference. Read
+lazily."""
 
 LABELS_SCHEMA: pa.Schema = model_schema(LabelEvent)
 """Append-only label events."""
