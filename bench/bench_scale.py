@@ -1,7 +1,7 @@
 """Scale benchmark: ingest local vs Ray, embedding, lake size, memory, and ls / search / audit latency.
 
     .venv/bin/python bench/bench_scale.py --episodes 10000 --per-shard 500 --work /tmp/bench-scale  # full corpus
-    .venv/bin/python bench/bench_scale.py --episodes 1000 --engines local-1 ray-2 --embed          # quicker
+    .venv/bin/python bench/bench_scale.py --episodes 1000 --engines local-1 ray-2 --embed local ray  # quicker
     .venv/bin/python bench/corpus.py rlds --episodes 1000000 --steps 10 --per-shard 2000 --out /tmp/c1m
     .venv/bin/python bench/bench_scale.py --corpus /tmp/c1m/bridge_dataset/1.0.0 --engines local-2  # a given corpus
     .venv/bin/python bench/bench_scale.py --metadata-only 100000 1000000 --work /tmp/bench-meta     # rows only
@@ -89,7 +89,8 @@ def _throughput(report: Any, cpu: float | None = None) -> dict[str, Any]:
     return row
 
 
-def bench_ingest(source: str, work: Path, engines: list[str]) -> tuple[dict[str, Any], Path | None]:
+def bench_ingest(source: str, work: Path, engines: list[str], *, reingest: bool = True,
+                 ) -> tuple[dict[str, Any], Path | None]:
     """Ingest `source` once per engine ("local-N": N worker processes; "ray-N": Ray with N CPUs) into a fresh lake.
 
     Returns the figures and the first lake written (the one the query benchmarks use).
@@ -108,19 +109,20 @@ def bench_ingest(source: str, work: Path, engines: list[str]) -> tuple[dict[str,
             cpu = _cpu_s()
             report = ingest(source, lake=str(lake), workers=int(n))
             row = _throughput(report, _cpu_s() - cpu)
-            again = ingest(source, lake=str(lake), workers=int(n))
+            again = ingest(source, lake=str(lake), workers=int(n)) if reingest else None
         elif kind == "ray":
             t0 = time.perf_counter()
             with ray_session(None, num_cpus=int(n)):  # started once, outside the timed ingest
                 startup = time.perf_counter() - t0
                 report = ingest_ray(source, lake=str(lake))
                 row = {**_throughput(report), "ray_startup_s": round(startup, 1)}
-                again = ingest_ray(source, lake=str(lake))
+                again = ingest_ray(source, lake=str(lake)) if reingest else None
                 row["overhead_s_per_task"] = round(ray_task_overhead(report.units), 4)
         else:
             raise SystemExit(f"unknown engine {engine!r}: use local-N or ray-N")
-        row["reingest_unchanged"] = again.unchanged
-        row["reingest_seconds"] = round(again.seconds, 2)
+        if again is not None:
+            row["reingest_unchanged"] = again.unchanged
+            row["reingest_seconds"] = round(again.seconds, 2)
         row["lake_bytes_per_episode"] = tables_bytes_per_episode(lake, report.episodes)
         out[engine] = row
         print("ingest", engine, row, flush=True)
@@ -134,7 +136,7 @@ def tables_bytes_per_episode(lake: Path, episodes: int) -> dict[str, float]:
         "total": round(du(lake) / max(episodes, 1), 1)}
 
 
-def bench_embed(lake_dir: Path, work: Path, ray_cpus: int) -> dict[str, Any]:
+def bench_embed(lake_dir: Path, work: Path, ray_cpus: int, engines: list[str]) -> dict[str, Any]:
     from curate.distributed import embed_ray, ray_session
     from curate.embed import embed_lake
     from curate.models import TINY_ARCH, load_model, make_random_checkpoint
@@ -142,18 +144,20 @@ def bench_embed(lake_dir: Path, work: Path, ray_cpus: int) -> dict[str, Any]:
     ckpt = make_random_checkpoint(work / "tiny.pt")
     model = load_model(TINY_ARCH, str(ckpt), device="cpu")
     out: dict[str, Any] = {}
-    for engine in ("local", "ray"):
-        copy = work / f"lake-embed-{engine}"
-        shutil.rmtree(copy, ignore_errors=True)
-        shutil.copytree(lake_dir, copy)
+    for i, engine in enumerate(engines):
+        target = lake_dir  # the first engine embeds the lake itself (the query benchmarks then use its vectors)
+        if i:
+            target = work / f"lake-embed-{engine}"
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(lake_dir, target, ignore=shutil.ignore_patterns("vectors*", "derived*", "embeddings.json"))
         if engine == "local":
             t0 = time.perf_counter()
-            report = embed_lake(Lake(copy), model=model, batch=64)
+            report = embed_lake(Lake(target), model=model, batch=64)
             seconds = time.perf_counter() - t0
         else:
             with ray_session(None, num_cpus=ray_cpus):  # startup not timed, as for ingest
                 t0 = time.perf_counter()
-                report = embed_ray(Lake(copy), model=model, batch=64)
+                report = embed_ray(Lake(target), model=model, batch=64)
                 seconds = time.perf_counter() - t0
         out[engine] = {"episodes": report.episodes_embedded, "images": report.images,
                        "episodes_per_s": round(report.episodes_embedded / seconds, 1),
@@ -211,7 +215,10 @@ def main() -> None:
     parser.add_argument("--engines", nargs="*", default=["local-1", "local-2", "ray-1", "ray-2"],
                         help="ingest engines to time: local-N (N worker processes), ray-N (Ray with N CPUs)")
     parser.add_argument("--ray-cpus", type=int, default=2, help="CPUs of the Ray session for the embed benchmark")
-    parser.add_argument("--embed", action="store_true", help="also embed the corpus (local and Ray)")
+    parser.add_argument("--embed", nargs="*", choices=("local", "ray"), default=[],
+                        help="also embed the first engine's lake with these engines (then query that lake)")
+    parser.add_argument("--no-reingest", dest="reingest", action="store_false",
+                        help="skip the second ingest of the same source (every episode unchanged)")
     parser.add_argument("--metadata-only", type=int, nargs="*", default=[])
     parser.add_argument("--work", default="/tmp/bench-scale")
     parser.add_argument("--json", dest="json_path", help="also write the figures here")
@@ -227,11 +234,10 @@ def main() -> None:
     if source:
         results.setdefault("corpus", {})["bytes"] = du(Path(source))
         print("corpus", source, results["corpus"], flush=True)
-        results["ingest"], lake_dir = bench_ingest(source, work, args.engines)
+        results["ingest"], lake_dir = bench_ingest(source, work, args.engines, reingest=args.reingest)
         if lake_dir is not None:
             if args.embed:
-                results["embed"] = bench_embed(lake_dir, work, args.ray_cpus)
-                lake_dir = work / "lake-embed-local"
+                results["embed"] = bench_embed(lake_dir, work, args.ray_cpus, args.embed)
             results["queries"] = bench_queries(lake_dir)
             print("queries", results["queries"], flush=True)
     if args.metadata_only:
