@@ -254,21 +254,22 @@ def _check_columns(episode: Episode) -> str | None:
     columns = episode.columns
     if columns.n_steps != episode.n_steps:
         return f"n_steps is {episode.n_steps} but {columns.n_steps} steps were produced"
-    index = columns.steps.column("index").to_numpy()
+    index, _ = columns.numpy("steps", "index")
     wrong = np.flatnonzero(index != np.arange(len(index)))
     if wrong.size:
         return f"step {int(wrong[0])} has index {int(index[wrong[0]])}"
-    frames = columns.frames
-    if frames.num_rows:
-        steps = frames.column("index").to_numpy()
+    if columns.frames.num_rows:
+        steps, _ = columns.numpy("frames", "index")
         if steps.min() < 0 or steps.max() >= episode.n_steps:
             return "a frame belongs to a step the episode does not have"
+        codes, names = columns.codes("frames", "camera")
         declared = {c.name for c in episode.cameras}
-        encoded = frames.column("camera").combine_chunks().dictionary_encode()
-        for code, camera in enumerate(encoded.dictionary.to_pylist()):
-            if camera not in declared:
-                row = int(np.flatnonzero(encoded.indices.to_numpy() == code)[0])
-                return f"step {int(steps[row])} has a frame of undeclared camera {camera!r}"
+        undeclared = [code for code, name in enumerate(names) if name not in declared]
+        if undeclared:
+            rows = np.flatnonzero(np.isin(codes, undeclared))
+            if rows.size:
+                row = int(rows[0])
+                return f"step {int(steps[row])} has a frame of undeclared camera {names[codes[row]]!r}"
     return None
 
 

@@ -13,8 +13,6 @@ from collections.abc import Callable
 from itertools import chain
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from schemas import Episode
 from schemas.columns import EpisodeColumns
@@ -127,48 +125,37 @@ def _step_flags(episode: Episode, flags: set[str]) -> None:
 
 
 def _column_flags(episode: Episode, columns: EpisodeColumns, flags: set[str]) -> None:
-    """The step and camera flags of an episode carrying columns: the same flags as `_step_flags`, computed on the
-    Arrow columns (as numpy views where Arrow allows) without a Python object per step."""
-    table = columns.steps
-    n = table.num_rows
-    if n and not table.column("is_last").to_numpy().any():
+    """The step and camera flags of an episode carrying columns: the same flags as `_step_flags`, computed on numpy
+    views of the columns (shared by the episodes of one connector batch) without a Python object per step."""
+    n = columns.n_steps
+    if n and not columns.numpy("steps", "is_last")[0].any():
         flags.add(NO_IS_LAST)
-    widths, actions = _lists(table.column("action"))
+    widths, actions = columns.lists("action")
     if n and widths.min() == widths.max() != 0:
         _action_flags(actions.astype(np.float64).reshape(n, int(widths[0])), flags)
-    reward = table.column("reward")
-    if not (np.isfinite(actions).all() and np.isfinite(_lists(table.column("state"))[1]).all()
-            and np.isfinite((reward.drop_null() if reward.null_count else reward).to_numpy()).all()):
+    reward, present = columns.numpy("steps", "reward")
+    if present is not None:
+        reward = reward[present]
+    if not (np.isfinite(actions).all() and np.isfinite(columns.lists("state")[1]).all()
+            and np.isfinite(reward).all()):
         flags.add(NONFINITE_VALUES)
-    frames = columns.frames
-    encoded = _one_chunk(frames.column("camera")).dictionary_encode()
-    codes = encoded.indices.to_numpy()
-    names = encoded.dictionary.to_pylist()
-    data = _one_chunk(frames.column("data"))
-    valid = None if data.null_count == 0 else data.is_valid().to_numpy(zero_copy_only=False)
-    counts = {name: int(count) for name, count in zip(names, np.bincount(codes, minlength=len(names)), strict=True)}
+    codes, names = columns.codes("frames", "camera")
+    data = columns.frames.column("data")
+    data = data.chunk(0) if data.num_chunks == 1 else data.combine_chunks()
+    has_bytes = None if data.null_count == 0 else data.is_valid().to_numpy(zero_copy_only=False)
+    counts: dict[str, int] = {}
     readers: dict[str, Callable[[int], bytes]] = {}
     with_bytes: dict[str, int] = {}
-    for code, name in enumerate(names):
-        rows = np.flatnonzero(codes == code if valid is None else (codes == code) & valid)
+    for code, count in enumerate(np.bincount(codes, minlength=len(names)).tolist()):
+        if not count:
+            continue
+        name = names[code]
+        counts[name] = count
+        rows = np.flatnonzero(codes == code if has_bytes is None else (codes == code) & has_bytes)
         if rows.size:
             readers[name] = lambda i, rows=rows: data[int(rows[i])].as_py()
             with_bytes[name] = int(rows.size)
     _camera_flags(episode, n, counts, readers, with_bytes, flags)
-
-
-def _one_chunk(column: pa.ChunkedArray) -> pa.Array:
-    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-
-
-def _lists(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """(length of each list, all values) of a list<float> column; a null list has length 0."""
-    array = _one_chunk(column)
-    if array.null_count:
-        lengths = pc.list_value_length(array).fill_null(0).to_numpy()
-    else:
-        lengths = np.diff(array.offsets.to_numpy())
-    return lengths, array.flatten().to_numpy(zero_copy_only=False)
 
 
 def _action_flags(actions: np.ndarray, flags: set[str]) -> None:

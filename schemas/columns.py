@@ -14,16 +14,18 @@ of ingest output reads `episode.columns` first and falls back to `episode.steps`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from schemas.tables import FRAMES_SCHEMA, STEPS_SCHEMA
 
 if TYPE_CHECKING:
     from schemas.episode import Episode
 
+Table = Literal["steps", "frames"]
 KEY_COLUMNS = ("episode_id", "revision")
 STEP_COLUMNS: pa.Schema = pa.schema([f for f in STEPS_SCHEMA if f.name not in KEY_COLUMNS])
 """`STEPS_SCHEMA` without the key columns the lake adds."""
@@ -59,6 +61,9 @@ class EpisodeColumns:
     origin: tuple[pa.Table, pa.Table, int, int] | None = field(default=None, compare=False, repr=False)
     """When `steps`/`frames` are slices of larger tables built for several episodes at once: (those tables, the
     first step row, the first frame row), so adjacent episodes are written as one slice instead of one chunk each."""
+    shared: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Numpy views of `origin`'s columns, computed once for all the episodes sliced from it (pass the same dict to
+    each), so per-episode readers (`numpy`, `lists`, `codes`) cost a numpy slice, not Arrow calls."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", _conform(self.steps, STEP_COLUMNS, "step"))
@@ -70,6 +75,58 @@ class EpisodeColumns:
     @property
     def n_steps(self) -> int:
         return self.steps.num_rows
+
+    def _source(self, table: Table) -> tuple[pa.Table, int, int]:
+        """(the table to read, first row, rows) of this episode's `table` ("steps" or "frames")."""
+        rows = self.steps.num_rows if table == "steps" else self.frames.num_rows
+        if self.origin is None:
+            return (self.steps if table == "steps" else self.frames), 0, rows
+        return (self.origin[0], self.origin[2], rows) if table == "steps" else (self.origin[1], self.origin[3], rows)
+
+    def _whole(self, key: tuple[str, ...], compute: Any) -> Any:
+        if key not in self.shared:
+            self.shared[key] = compute()
+        return self.shared[key]
+
+    def numpy(self, table: Table, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """(values, validity or None when no value is null) of a primitive column of this episode, as numpy."""
+        source, start, rows = self._source(table)
+
+        def compute() -> tuple[np.ndarray, np.ndarray | None]:
+            column = source.column(name)
+            valid = column.is_valid().to_numpy(zero_copy_only=False) if column.null_count else None
+            zero = pa.scalar(False if pa.types.is_boolean(column.type) else 0, column.type)
+            filled = column.fill_null(zero) if column.null_count else column
+            return filled.to_numpy(), valid
+
+        values, valid = self._whole((table, name), compute)
+        return values[start:start + rows], None if valid is None else valid[start:start + rows]
+
+    def lists(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(length of each list, all values) of a list column of the steps (a null list has length 0)."""
+        source, start, rows = self._source("steps")
+
+        def compute() -> tuple[np.ndarray, np.ndarray]:
+            column = source.column(name).combine_chunks()
+            lengths = pc.list_value_length(column).fill_null(0).to_numpy()
+            offsets = np.zeros(len(lengths) + 1, np.int64)
+            np.cumsum(lengths, out=offsets[1:])
+            return offsets, column.flatten().to_numpy(zero_copy_only=False)
+
+        offsets, values = self._whole(("lists", name), compute)
+        window = offsets[start:start + rows + 1]
+        return np.diff(window), values[window[0]:window[-1]]
+
+    def codes(self, table: Table, name: str) -> tuple[np.ndarray, list[str]]:
+        """(code of each row, the distinct values) of a string column, e.g. the frames' `camera`."""
+        source, start, rows = self._source(table)
+
+        def compute() -> tuple[np.ndarray, list[str]]:
+            encoded = source.column(name).combine_chunks().dictionary_encode()
+            return encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary.to_pylist()
+
+        codes, names = self._whole(("codes", table, name), compute)
+        return codes[start:start + rows], names
 
     @property
     def frame_bytes(self) -> int:

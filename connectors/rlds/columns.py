@@ -133,10 +133,11 @@ def build(parts: list[StepArrays]) -> list[EpisodeColumns]:
         pa.array(formats(data, fallback), pa.string()), data, pa.nulls(rows, pa.string()),
         pa.nulls(rows, pa.float64())], schema=FRAME_COLUMNS)
     out = []
+    shared: dict = {}
     step_at = frame_at = 0
     for p in parts:
         m = len(p.frames)
         out.append(EpisodeColumns(steps.slice(step_at, p.n), frames.slice(frame_at, m),
-                                  origin=(steps, frames, step_at, frame_at)))
+                                  origin=(steps, frames, step_at, frame_at), shared=shared))
         step_at, frame_at = step_at + p.n, frame_at + m
     return out
