@@ -31,6 +31,7 @@ import resource
 import shutil
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -58,10 +59,57 @@ def median_s(fn: Any, repeat: int = 5) -> float:
     return statistics.median(times)
 
 
-def peak_rss_mb() -> dict[str, float]:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"self_mb": round(own, 1), "largest_child_mb": round(children, 1)}
+def _rss_by_pid() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, resident bytes) of every process, from /proc (Linux)."""
+    out = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            out[int(entry)] = (int(fields[1]), int(fields[21]) * page)  # ppid, rss (pages)
+        except (OSError, IndexError, ValueError):  # the process ended while we looked
+            continue
+    return out
+
+
+class MemorySampler:
+    """Peak resident memory of this process and of every process it started (local workers, the fork server, Ray's
+    raylet and workers), sampled twice a second on a thread: `getrusage` cannot see grandchildren."""
+
+    def __init__(self, interval_s: float = 0.5) -> None:
+        self.interval_s = interval_s
+        self.peak_self = self.peak_other = self.peak_total = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = os.getpid()
+        while not self._stop.wait(self.interval_s):
+            procs = _rss_by_pid()
+            tree = {me}
+            for _ in range(6):  # descendants, a few generations down
+                tree |= {pid for pid, (ppid, _) in procs.items() if ppid in tree}
+            others = [procs[pid][1] for pid in tree - {me} if pid in procs]
+            own = procs.get(me, (0, 0))[1]
+            self.peak_self = max(self.peak_self, own)
+            self.peak_other = max(self.peak_other, max(others, default=0))
+            self.peak_total = max(self.peak_total, own + sum(others))
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def figures(self) -> dict[str, float]:
+        mb = 1024 * 1024
+        return {"self_mb": round(self.peak_self / mb, 1), "largest_other_process_mb": round(self.peak_other / mb, 1),
+                "whole_tree_mb": round(self.peak_total / mb, 1)}
 
 
 def ray_task_overhead(units: int) -> float:
@@ -105,21 +153,24 @@ def bench_ingest(source: str, work: Path, engines: list[str], *, reingest: bool 
         lake = work / f"lake-{engine}"
         shutil.rmtree(lake, ignore_errors=True)
         first = first or lake
-        if kind == "local":
-            cpu = _cpu_s()
-            report = ingest(source, lake=str(lake), workers=int(n))
-            row = _throughput(report, _cpu_s() - cpu)
-            again = ingest(source, lake=str(lake), workers=int(n)) if reingest else None
-        elif kind == "ray":
-            t0 = time.perf_counter()
-            with ray_session(None, num_cpus=int(n)):  # started once, outside the timed ingest
-                startup = time.perf_counter() - t0
-                report = ingest_ray(source, lake=str(lake))
-                row = {**_throughput(report), "ray_startup_s": round(startup, 1)}
-                again = ingest_ray(source, lake=str(lake)) if reingest else None
-                row["overhead_s_per_task"] = round(ray_task_overhead(report.units), 4)
-        else:
-            raise SystemExit(f"unknown engine {engine!r}: use local-N or ray-N")
+        with MemorySampler() as memory:
+            if kind == "local":
+                cpu = _cpu_s()
+                report = ingest(source, lake=str(lake), workers=int(n))
+                # with worker processes their CPU is not visible here (children of the fork server, not ours)
+                row = _throughput(report, _cpu_s() - cpu if n == "1" else None)
+                again = ingest(source, lake=str(lake), workers=int(n)) if reingest else None
+            elif kind == "ray":
+                t0 = time.perf_counter()
+                with ray_session(None, num_cpus=int(n)):  # started once, outside the timed ingest
+                    startup = time.perf_counter() - t0
+                    report = ingest_ray(source, lake=str(lake))
+                    row = {**_throughput(report), "ray_startup_s": round(startup, 1)}
+                    again = ingest_ray(source, lake=str(lake)) if reingest else None
+                    row["overhead_s_per_task"] = round(ray_task_overhead(report.units), 4)
+            else:
+                raise SystemExit(f"unknown engine {engine!r}: use local-N or ray-N")
+        row["peak_memory"] = memory.figures()
         if again is not None:
             row["reingest_unchanged"] = again.unchanged
             row["reingest_seconds"] = round(again.seconds, 2)
@@ -150,18 +201,20 @@ def bench_embed(lake_dir: Path, work: Path, ray_cpus: int, engines: list[str]) -
             target = work / f"lake-embed-{engine}"
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(lake_dir, target, ignore=shutil.ignore_patterns("vectors*", "derived*", "embeddings.json"))
-        if engine == "local":
-            t0 = time.perf_counter()
-            report = embed_lake(Lake(target), model=model, batch=64)
-            seconds = time.perf_counter() - t0
-        else:
-            with ray_session(None, num_cpus=ray_cpus):  # startup not timed, as for ingest
+        with MemorySampler() as memory:
+            if engine == "local":
                 t0 = time.perf_counter()
-                report = embed_ray(Lake(target), model=model, batch=64)
+                report = embed_lake(Lake(target), model=model, batch=64)
                 seconds = time.perf_counter() - t0
+            else:
+                with ray_session(None, num_cpus=ray_cpus):  # startup not timed, as for ingest
+                    t0 = time.perf_counter()
+                    report = embed_ray(Lake(target), model=model, batch=64)
+                    seconds = time.perf_counter() - t0
         out[engine] = {"episodes": report.episodes_embedded, "images": report.images,
                        "episodes_per_s": round(report.episodes_embedded / seconds, 1),
-                       "images_per_s_end_to_end": round(report.images / seconds, 1), "seconds": round(seconds, 2)}
+                       "images_per_s_end_to_end": round(report.images / seconds, 1), "seconds": round(seconds, 2),
+                       "peak_memory": memory.figures()}
         print("embed", engine, out[engine], flush=True)
     return out
 
@@ -242,7 +295,7 @@ def main() -> None:
             print("queries", results["queries"], flush=True)
     if args.metadata_only:
         results["metadata_only"] = [bench_metadata(n, work) for n in args.metadata_only]
-    results["peak_rss"] = peak_rss_mb()
+    results["peak_rss_self_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(results, indent=2))
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(results, indent=2))
