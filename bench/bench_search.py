@@ -178,7 +178,7 @@ def exact_top(out: Path, q: np.ndarray, kinds: dict[str, str | list[str] | None]
     return truth
 
 
-def run_queries(out: Path, count: int, k: int) -> None:
+def run_queries(out: Path, count: int, k: int, only: str | None = None) -> None:
     from curate.search import search
 
     info = json.loads((out / "build.json").read_text())
@@ -188,7 +188,13 @@ def run_queries(out: Path, count: int, k: int) -> None:
     truth = exact_top(out, q, kinds, k)
     print(f"n={info['n']:,} vectors ({info['n'] // PER_EPISODE:,} episodes), dim {info['dim']}, index built in "
           f"{info['index_s']:.0f} s wall / {info['index_cpu_s']:.0f} s CPU; {count} queries, k={k}", flush=True)
+    import curate.search
+
+    print(f"NPROBES {curate.search.NPROBES}, REFINE_FACTOR {curate.search.REFINE_FACTOR}, EXACT_MAX_EPISODES "
+          f"{curate.search.EXACT_MAX_EPISODES}", flush=True)
     for label, where in kinds.items():
+        if only and label != only:
+            continue
         first = time.perf_counter()
         search(lake, vector=q[0], k=k, **search_args(where))  # type: ignore[arg-type]
         cold = (time.perf_counter() - first) * 1000
@@ -214,16 +220,25 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="build into this directory and keep it")
     ap.add_argument("--reuse", type=Path, help="query a directory built earlier with --keep")
     ap.add_argument("--build-only", action="store_true")
+    ap.add_argument("--nprobes", type=int, help="override curate.search.NPROBES (tuning)")
+    ap.add_argument("--refine", type=int, help="override curate.search.REFINE_FACTOR (tuning)")
+    ap.add_argument("--only", help="run one prefilter kind only (none, 'dataset 5%%', '1,000 ids')")
     args = ap.parse_args()
+    import curate.search
+
+    if args.nprobes:
+        curate.search.NPROBES = args.nprobes
+    if args.refine:
+        curate.search.REFINE_FACTOR = args.refine
     if args.reuse:
-        run_queries(args.reuse, args.queries, args.k)
+        run_queries(args.reuse, args.queries, args.k, args.only)
         return
     out = args.keep or Path(tempfile.mkdtemp(prefix="bench-search-"))
     out.mkdir(parents=True, exist_ok=True)
     try:
         build(out, args.n, args.dim)
         if not args.build_only:
-            run_queries(out, args.queries, args.k)
+            run_queries(out, args.queries, args.k, args.only)
     finally:
         if args.keep is None:
             shutil.rmtree(out, ignore_errors=True)

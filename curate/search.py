@@ -39,6 +39,8 @@ _HIT_COLUMNS = ["episode_id", "camera", "step", "item"]
 _TABLES: dict[tuple[str, str], Any] = {}
 _SLICES: dict[tuple[Any, ...], list[str]] = {}
 _SLICES_MAX = 32
+_EXACT_ROWS: dict[tuple[Any, ...], tuple[pl.DataFrame, np.ndarray]] = {}
+_EXACT_CACHE_BYTES = 256 << 20
 
 
 def query_vector(lake: Lake, *, text: str | None = None, image: Any = None, like: str | None = None,
@@ -108,16 +110,29 @@ def _slice_ids(lake: Lake, where: str) -> list[str]:
 
 
 def _exact(table: Any, vec: np.ndarray, clause: str) -> pl.DataFrame:
-    """Every row matching `clause` scored by cosine similarity: brute force over a small prefiltered set."""
-    rows = table.to_lance().to_table(columns=[*_HIT_COLUMNS, "vector"], filter=clause)
-    hits = pl.from_arrow(rows.drop(["vector"]))
-    assert isinstance(hits, pl.DataFrame)
-    if rows.num_rows == 0:
+    """Every row matching `clause` scored by cosine similarity: brute force over a small prefiltered set.
+
+    The rows and their unit vectors are remembered per table version and clause (up to `_EXACT_CACHE_BYTES`), so
+    further queries over the same slice are a matrix-vector product."""
+    key = (table.to_lance().uri, table.version, clause)
+    cached = _EXACT_ROWS.get(key)
+    if cached is None:
+        rows = table.to_lance().to_table(columns=[*_HIT_COLUMNS, "vector"], filter=clause)
+        hits = pl.from_arrow(rows.drop(["vector"]))
+        assert isinstance(hits, pl.DataFrame)
+        matrix = np.zeros((0, vec.shape[0]), dtype=np.float32)
+        if rows.num_rows:
+            matrix = rows.column("vector").combine_chunks().values.to_numpy(zero_copy_only=False)
+            matrix = matrix.reshape(rows.num_rows, -1).astype(np.float32)
+            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+            matrix /= np.where(norms > 0, norms, 1.0)
+        while _EXACT_ROWS and sum(m.nbytes for _, m in _EXACT_ROWS.values()) + matrix.nbytes > _EXACT_CACHE_BYTES:
+            _EXACT_ROWS.pop(next(iter(_EXACT_ROWS)))
+        cached = _EXACT_ROWS[key] = (hits, matrix)
+    hits, matrix = cached
+    if hits.height == 0:
         return hits.with_columns(pl.lit(None, dtype=pl.Float64).alias("score"))
-    matrix = rows.column("vector").combine_chunks().values.to_numpy(zero_copy_only=False).reshape(rows.num_rows, -1)
-    norms = np.linalg.norm(matrix, axis=1)
-    scores = (matrix @ vec) / np.where(norms > 0, norms, 1.0)
-    return hits.with_columns(pl.Series("score", scores.astype(np.float64)))
+    return hits.with_columns(pl.Series("score", (matrix @ vec).astype(np.float64)))
 
 
 def _ann(table: Any, vec: np.ndarray, clause: str, limit: int) -> pl.DataFrame:
