@@ -141,7 +141,8 @@ def _write_fragments(table: pa.Table, lake: Lake, name: str) -> list[str]:
         return []
     table = table.cast(TABLE_SCHEMAS[name]).combine_chunks()  # one chunk per column: see Lake._append
     frags = write_fragments(table, lake.table_uri(name), schema=TABLE_SCHEMAS[name],
-                            storage_options=lake.storage_options or None)
+                            storage_options=lake.storage_options or None,
+                            data_storage_version=lake.file_format(name))
     return [json.dumps(f.to_json()) for f in frags]
 
 

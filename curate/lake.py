@@ -64,6 +64,11 @@ MARKER = "lake.json"
 EPISODES, STEPS, FRAMES, LABELS = "episodes", "steps", "frames", "labels"
 LAKE_EPISODES_SCHEMA = EPISODES_SCHEMA.append(pa.field("revision", pa.string(), nullable=False))
 TABLE_SCHEMAS = {EPISODES: LAKE_EPISODES_SCHEMA, STEPS: STEPS_SCHEMA, FRAMES: FRAMES_SCHEMA, LABELS: LABELS_SCHEMA}
+TABLE_FILE_FORMATS = {FRAMES: "2.0"}
+"""Lance file format of a new table where Lance's default (2.2) is not the best fit. Frames are opaque encoded bytes
+read in scans (export, embedding): measured on 50 KB values, file format 2.0 writes ~5x and scans ~1.7x faster than
+2.2 (which shines on nested and small values: every other table keeps it); a random `take` of 50 frames costs ~11 ms
+instead of ~4. A table keeps the format it was created with."""
 BATCH_BYTES = 256 * 1024 * 1024
 """Commit a write batch once its frames reach this many bytes, so memory stays bounded."""
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
@@ -247,7 +252,8 @@ class Lake:
         table = table.cast(TABLE_SCHEMAS[name]).combine_chunks()
         if ds is None:
             ds = lance.write_dataset(table, self.table_uri(name), schema=TABLE_SCHEMAS[name], mode="create",
-                                     storage_options=self.storage_options)
+                                     storage_options=self.storage_options,
+                                     data_storage_version=TABLE_FILE_FORMATS.get(name))
         else:
             ds = lance.write_dataset(table, self.table_uri(name), mode="append",
                                      storage_options=self.storage_options)
@@ -286,6 +292,12 @@ class Lake:
         """The Lance dataset of one lake table (`episodes`, `steps`, `frames`, `labels`, or a table another
         component keeps in the lake, e.g. `derived`), as of this lake's version; None while it does not exist."""
         return self._dataset(name, refresh=refresh)
+
+    def file_format(self, name: str) -> str | None:
+        """The Lance file format new data files of table `name` must use: the table's own, or the format a new table
+        gets (None: Lance's default)."""
+        ds = self._dataset(name)
+        return ds.data_storage_version if ds is not None else TABLE_FILE_FORMATS.get(name)
 
     def require_writable(self) -> None:
         """Raise ReadOnlyError when this lake was opened read-only (or at an old version)."""
