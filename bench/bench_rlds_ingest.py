@@ -40,7 +40,7 @@ from connectors.rlds.features import features_json
 from connectors.rlds.writer import TFDSWriter
 from connectors.tfrecord import read_records
 from curate.ingest import ingest
-from curate.lake import episode_tables
+from curate.lake import FRAMES, STEPS, TABLE_FILE_FORMATS, episode_tables
 from schemas import FRAMES_SCHEMA, STEPS_SCHEMA
 
 
@@ -141,8 +141,9 @@ def ceiling(dataset: Path, steps: pa.Table, frames: pa.Table) -> None:
     out = Path(tempfile.mkdtemp(prefix="bench-ceiling-"))
     try:
         floor(dataset)
-        lance.write_dataset(steps, str(out / "steps.lance"), schema=STEPS_SCHEMA)
-        lance.write_dataset(frames, str(out / "frames.lance"), schema=FRAMES_SCHEMA)
+        for name, table, schema in ((STEPS, steps, STEPS_SCHEMA), (FRAMES, frames, FRAMES_SCHEMA)):
+            lance.write_dataset(table, str(out / f"{name}.lance"), schema=schema,  # the lake's file formats
+                                data_storage_version=TABLE_FILE_FORMATS.get(name))
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
