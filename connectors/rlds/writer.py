@@ -97,16 +97,25 @@ class TFDSWriter:
         self.add_serialized(split, self.encode(example))
 
     def add_serialized(self, split: str, data: bytes) -> None:
+        self._shard_for_record(split).write(frame_record(data))
+        self._record_written(split, len(data))
+
+    def _shard_for_record(self, split: str) -> IO[bytes]:
+        """The shard file of `split` the next record goes into (a new shard once the current one is full)."""
         state = self.splits.setdefault(split, _SplitState())
         full = state.fh is not None and (state.shard_lengths[-1] >= self.episodes_per_shard
                                          or state.shard_bytes >= self.shard_bytes)
         if state.fh is None or full:
             self._open_shard(split, state)
         assert state.fh is not None
-        state.fh.write(frame_record(data))
+        return state.fh
+
+    def _record_written(self, split: str, size: int) -> None:
+        """Count a record of `size` payload bytes just written to `split`'s current shard."""
+        state = self.splits[split]
         state.shard_lengths[-1] += 1
-        state.num_bytes += len(data)
-        state.shard_bytes += len(data) + 16
+        state.num_bytes += size
+        state.shard_bytes += size + 16
 
     def _open_shard(self, split: str, state: _SplitState) -> None:
         if state.fh is not None:

@@ -166,21 +166,13 @@ class ShardWriter(TFDSWriter):
         self.checksums = checksums
 
     def add_chunks(self, split: str, example: Chunks) -> None:
-        state = self.splits.setdefault(split, _SplitState())
-        full = state.fh is not None and (state.shard_lengths[-1] >= self.episodes_per_shard
-                                         or state.shard_bytes >= self.shard_bytes)
-        if state.fh is None or full:
-            self._open_shard(split, state)
-        assert state.fh is not None
+        fh = self._shard_for_record(split)
         header = _U64.pack(example.size)
         crc = 0
         for part in example.parts:
             crc = crc32c.crc32c(part, crc)
-        _write_all(state.fh, [header + _U32.pack(_masked(crc32c.crc32c(header))), *example.parts,
-                              _U32.pack(_masked(crc))])
-        state.shard_lengths[-1] += 1
-        state.num_bytes += example.size
-        state.shard_bytes += example.size + 16
+        _write_all(fh, [header + _U32.pack(_masked(crc32c.crc32c(header))), *example.parts, _U32.pack(_masked(crc))])
+        self._record_written(split, example.size)
 
     def _open_shard(self, split: str, state: _SplitState) -> None:
         finished = state.temp_paths[-1] if state.fh is not None else None
