@@ -40,7 +40,7 @@ FRAME_COLUMNS = ["episode_id", "revision", "index", "camera", "format", "data", 
 
 
 @dataclass
-class EpisodeColumns:
+class ExportEpisode:
     """One episode as Arrow: its lake row (current labels), its steps and its frames, both by step index."""
 
     row: dict[str, Any]
@@ -216,8 +216,8 @@ def episode_rows(lake: Lake, ids: list[str]) -> dict[str, dict[str, Any]]:
     return {r["episode_id"]: r for r in rows.iter_rows(named=True)}
 
 
-def load_columns(lake: Lake, rows: list[dict[str, Any]]) -> dict[str, EpisodeColumns]:
-    """EpisodeColumns of the episodes of these rows (from `episode_rows`), one query per table."""
+def load_columns(lake: Lake, rows: list[dict[str, Any]]) -> dict[str, ExportEpisode]:
+    """The ExportEpisodes of the episodes of these rows (from `episode_rows`), one query per table."""
     revisions = {r["episode_id"]: r["revision"] for r in rows}
     steps = _read(lake, STEPS, revisions, None)
     frames = _read(lake, FRAMES, revisions, FRAME_COLUMNS)
@@ -225,13 +225,13 @@ def load_columns(lake: Lake, rows: list[dict[str, Any]]) -> dict[str, EpisodeCol
     frames, frame_runs = _runs(frames) if frames is not None else (_empty_frames(), {})
     steps = steps.drop_columns(["episode_id", "revision"])
     frames = frames.drop_columns(["episode_id", "revision"])
-    out: dict[str, EpisodeColumns] = {}
+    out: dict[str, ExportEpisode] = {}
     for full in rows:
         row = {k: v for k, v in full.items() if k != "revision"}
         eid = row["episode_id"]
         s = steps.slice(*step_runs.get(eid, (0, 0)))
         f = frames.slice(*frame_runs.get(eid, (0, 0)))
-        out[eid] = EpisodeColumns(row=row, steps=current_language(s, row["instruction"]), frames=f)
+        out[eid] = ExportEpisode(row=row, steps=current_language(s, row["instruction"]), frames=f)
     return out
 
 
@@ -247,7 +247,7 @@ def _plans(manifest: Manifest, lake: Lake, datasets: set[str] | None
 
 
 def iter_columns(manifest: Manifest, lake: Lake, *, datasets: set[str] | None = None
-                 ) -> Iterator[tuple[ManifestEpisode, EpisodeColumns]]:
+                 ) -> Iterator[tuple[ManifestEpisode, ExportEpisode]]:
     """Each selected episode (optionally of some datasets) once, in manifest order, read in bounded batches.
 
     A batch holds at most BATCH_FRAMES frame rows (one episode at least). READERS threads read the next batches
@@ -255,7 +255,7 @@ def iter_columns(manifest: Manifest, lake: Lake, *, datasets: set[str] | None = 
     of every export) runs on every core, and at most READERS + 1 batches are in memory.
     """
     pool = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="export-read")
-    ahead: deque[tuple[list[ManifestEpisode], Future[dict[str, EpisodeColumns]]]] = deque()
+    ahead: deque[tuple[list[ManifestEpisode], Future[dict[str, ExportEpisode]]]] = deque()
     plans = _plans(manifest, lake, datasets)
     try:
         while True:
@@ -274,7 +274,7 @@ def iter_columns(manifest: Manifest, lake: Lake, *, datasets: set[str] | None = 
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def with_encoded_frames(ep: EpisodeColumns, *, image_format: str = "JPEG") -> EpisodeColumns:
+def with_encoded_frames(ep: ExportEpisode, *, image_format: str = "JPEG") -> ExportEpisode:
     """The episode with video-reference frames decoded and re-encoded as `image_format` ("JPEG" at quality 95,
     or "PNG"), one decoding pass per source video; episodes without video frames come back as they are."""
     if ep.frames.num_rows == 0 or not pc.any(pc.equal(ep.frames.column("format"), "video")).as_py():
@@ -294,16 +294,16 @@ def with_encoded_frames(ep: EpisodeColumns, *, image_format: str = "JPEG") -> Ep
             rows[i] = {**rows[i], "format": image_format.lower(), "data": buf.getvalue(), "video_uri": None,
                        "video_timestamp_s": None}
     frames = pa.Table.from_pylist(rows, schema=ep.frames.schema)
-    return EpisodeColumns(row=ep.row, steps=ep.steps, frames=frames,
+    return ExportEpisode(row=ep.row, steps=ep.steps, frames=frames,
                           reencoded=ep.reencoded + sum(len(v) for v in by_uri.values()))
 
 
-def cameras_of(ep: EpisodeColumns) -> list[str]:
+def cameras_of(ep: ExportEpisode) -> list[str]:
     """Camera names with frames in this episode, in first-seen order."""
     return pc.unique(ep.frames.column("camera")).to_pylist() if ep.frames.num_rows else []
 
 
-def camera_data(ep: EpisodeColumns, camera: str) -> pa.ChunkedArray:
+def camera_data(ep: ExportEpisode, camera: str) -> pa.ChunkedArray:
     """The `data` (encoded bytes) of one camera aligned with the steps: one value per step, null where the step
     has no frame of that camera (or the frame is a video reference). Zero-copy when the episode has one frame of
     this camera per step and no other camera."""

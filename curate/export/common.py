@@ -23,7 +23,7 @@ from typing import IO, Any, Literal
 import numpy as np
 
 from curate.errors import ConfigError
-from curate.export.columns import EpisodeColumns, iter_columns
+from curate.export.columns import ExportEpisode, iter_columns
 from curate.lake import Lake
 from schemas.mixture import Manifest, ManifestEpisode
 
@@ -92,7 +92,7 @@ class Item:
     """One episode to write: its manifest row, its columns (current labels, frame bytes) and which copy this is."""
 
     entry: ManifestEpisode
-    episode: EpisodeColumns
+    episode: ExportEpisode
     copy: int
     copies: int
 
@@ -186,7 +186,7 @@ class NormStats:
         self._data: dict[str, dict[str, VectorStats]] = {}
         self._names: dict[str, dict[str, list[str]]] = {}
 
-    def add(self, episode: EpisodeColumns) -> None:
+    def add(self, episode: ExportEpisode) -> None:
         """Add one episode's actions and states (states only when every step has one)."""
         per = self._data.setdefault(episode.dataset, {})
         names = self._names.setdefault(episode.dataset, {})

@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import Image
 
-from curate.export.columns import EpisodeColumns, camera_data, with_encoded_frames
+from curate.export.columns import ExportEpisode, camera_data, with_encoded_frames
 from curate.export.common import (
     Checksums,
     ExportError,
@@ -84,7 +84,7 @@ def _chunk_file(n: int) -> tuple[int, int]:
     return n // CHUNKS_SIZE, n % CHUNKS_SIZE
 
 
-def _action_width(episode: EpisodeColumns) -> int:
+def _action_width(episode: ExportEpisode) -> int:
     """Values in the first step's action (0 for an episode without steps)."""
     if episode.n_steps == 0:
         return 0
@@ -92,7 +92,7 @@ def _action_width(episode: EpisodeColumns) -> int:
     return int(offsets[1].as_py() - offsets[0].as_py())
 
 
-def _camera_frames(episode: EpisodeColumns, camera: str) -> list[Frame]:
+def _camera_frames(episode: ExportEpisode, camera: str) -> list[Frame]:
     """One camera's frames in step order (video mode, where encoding each frame dominates anyway).
 
     Raises:
@@ -216,7 +216,7 @@ def _passthrough(frames: list[Frame], fps: float) -> tuple[str, float] | None:
 class _DatasetWriter:
     """Writes one LeRobot v3.0 dataset from the episodes of one source dataset."""
 
-    def __init__(self, root: Path, episode: EpisodeColumns, *, cameras: CameraMode, codec: str,
+    def __init__(self, root: Path, episode: ExportEpisode, *, cameras: CameraMode, codec: str,
                  checksums: Checksums | None = None) -> None:
         first = episode.episode
         self.root = root
@@ -312,7 +312,7 @@ class _DatasetWriter:
         return int(self.fps) if float(self.fps).is_integer() else float(self.fps)
 
     # -- episodes ------------------------------------------------------------------------------------
-    def check(self, columns: EpisodeColumns) -> None:
+    def check(self, columns: ExportEpisode) -> None:
         ep = columns.episode
         problems = []
         if ep.control_hz != self.fps:
@@ -438,7 +438,7 @@ class _DatasetWriter:
             self.data_file += 1
             self.data_bytes = 0
 
-    def _video(self, cam: str, frames: list[Frame], row: dict[str, Any], encoded: Callable[[], EpisodeColumns]
+    def _video(self, cam: str, frames: list[Frame], row: dict[str, Any], encoded: Callable[[], ExportEpisode]
                ) -> list[np.ndarray]:
         """Pass a compatible source video through, or encode this camera's frames into the open mp4; returns the
         frames' pixels (for image stats). `encoded()` is the episode with video references decoded to PNG."""

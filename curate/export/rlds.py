@@ -39,7 +39,7 @@ from connectors.rlds.writer import (
     episode_features,
 )
 from connectors.tfrecord import encode_feature
-from curate.export.columns import EpisodeColumns, camera_data, with_encoded_frames
+from curate.export.columns import ExportEpisode, camera_data, with_encoded_frames
 from curate.export.common import (
     Checksums,
     ExportError,
@@ -194,7 +194,7 @@ class ShardWriter(TFDSWriter):
 class EpisodeEncoder:
     """Serialises episodes of one dataset in the `connectors.rlds.writer.episode_features` layout."""
 
-    def __init__(self, first: EpisodeColumns) -> None:
+    def __init__(self, first: ExportEpisode) -> None:
         model = first.episode
         self.cameras = [c.name for c in model.cameras if not c.missing]
         self.action_dim = model.action_space.dim
@@ -210,14 +210,14 @@ class EpisodeEncoder:
     def _small(self, path: str, value: Any) -> bytes:
         return encode_feature(*encode_leaf(self.tree.leaves[path], value))
 
-    def meta(self, ep: EpisodeColumns) -> dict[str, Any]:
+    def meta(self, ep: ExportEpisode) -> dict[str, Any]:
         """The episode's JSON metadata (everything but the steps), shared by its copies."""
         meta = ep.episode.model_dump(mode="json", exclude={"steps"})
         meta["_steps_without_language"] = np.flatnonzero(
             ep.steps.column("language").is_null().to_numpy(zero_copy_only=False)).tolist()
         return meta
 
-    def encode(self, ep: EpisodeColumns, meta: dict[str, Any]) -> Chunks:
+    def encode(self, ep: ExportEpisode, meta: dict[str, Any]) -> Chunks:
         """One episode copy (`meta` from `meta()`, with the copy's mixture metadata) as an Example.
 
         Raises:
@@ -320,11 +320,11 @@ def export_rlds(manifest: Manifest, lake: Lake, out: str | Path, *, overwrite: O
 
 
 def _prepared(items: Iterator[Item], norm: NormStats, result: ExportResult
-              ) -> Iterator[tuple[Item, tuple[EpisodeEncoder, EpisodeColumns] | None, dict[str, Any]]]:
+              ) -> Iterator[tuple[Item, tuple[EpisodeEncoder, ExportEpisode] | None, dict[str, Any]]]:
     """(item, (encoder, episode with frames as JPEG/PNG bytes) or None for an empty episode, JSON metadata);
     each episode is decoded, added to the statistics and described once, whatever its number of copies."""
     encoder: EpisodeEncoder | None = None
-    last: tuple[str, EpisodeColumns, dict[str, Any]] | None = None
+    last: tuple[str, ExportEpisode, dict[str, Any]] | None = None
     for item in items:
         if item.episode.n_steps == 0:  # an RLDS episode is its steps: nothing to write
             result.skipped["empty episode"] = result.skipped.get("empty episode", 0) + 1
