@@ -18,7 +18,7 @@ from connectors.rlds.writer import write_dataset, write_episodes
 from curate.ingest import ingest
 from curate.lake import Lake
 from schemas import Episode
-from schemas.columns import FRAME_COLUMNS, STEP_COLUMNS, EpisodeColumns
+from schemas.columns import FRAME_COLUMNS, STEP_COLUMNS, ColumnsError, EpisodeColumns
 from tests.connectors.conformance import read_all
 from tests.connectors.rlds_fixtures import write_rlds_fixture
 from tests.connectors.test_rlds import _google_example, _google_format_features
@@ -147,3 +147,13 @@ def test_an_episode_refuses_columns_that_do_not_match_it() -> None:
 
 def test_columnar_and_object_paths_store_identical_rows_on_real_bridge_data(tmp_path: Path) -> None:
     _assert_same_lake_rows(real_data("rlds", "bridge_dataset", "1.0.0"), tmp_path, expect_episodes=50)
+
+
+def test_columns_of_another_layout_are_refused_with_the_reason():
+    steps, frames = STEP_COLUMNS.empty_table(), FRAME_COLUMNS.empty_table()
+    with pytest.raises(ColumnsError, match="step columns are"):
+        EpisodeColumns(steps=steps.drop_columns(["action"]), frames=frames)
+    wrong_type = frames.set_column(frames.schema.get_field_index("camera"), "camera",
+                                   pa.array([], pa.list_(pa.int32())))
+    with pytest.raises(ColumnsError, match="frame columns do not cast"):
+        EpisodeColumns(steps=steps, frames=wrong_type)
