@@ -422,3 +422,46 @@ def compile_filter(text: str | None, schema: pa.Schema) -> pl.Expr:
     if text is None or not text.strip():
         return pl.lit(True)
     return _Compiler(text, schema).compile(parse_filter(text))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# pushdown into Lance: the few filters another table can evaluate itself, on its own indexed columns
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _to_sql(node: Node, columns: frozenset[str]) -> str | None:
+    if isinstance(node, And | Or):
+        parts = [_to_sql(item, columns) for item in node.items]
+        if any(p is None for p in parts):
+            return None
+        joiner = " AND " if isinstance(node, And) else " OR "
+        return "(" + joiner.join(p for p in parts if p is not None) + ")"
+    if isinstance(node, Not):
+        inner = _to_sql(node.item, columns)
+        return None if inner is None else f"(NOT {inner})"
+    if not isinstance(node, Compare | OneOf) or len(node.field.path) != 1 or node.field.name not in columns:
+        return None
+    if isinstance(node, Compare):
+        if node.op not in ("==", "!=") or not isinstance(node.value, str):
+            return None
+        return f"({node.field.name} {'=' if node.op == '==' else '!='} {_sql_string(node.value)})"
+    if not node.values or not all(isinstance(v, str) for v in node.values):
+        return None
+    listed = ", ".join(_sql_string(v) for v in node.values)
+    return f"({node.field.name} {'NOT IN' if node.negate else 'IN'} ({listed}))"
+
+
+def lance_predicate(text: str, columns: set[str] | frozenset[str]) -> str | None:
+    """The filter as a Lance SQL predicate when it only compares `columns` with strings (==, !=, in, not in,
+    combined with and/or/not), else None.
+
+    For tables that carry a copy of a few episode columns (the vector tables carry `dataset`), so a filter on
+    them is evaluated inside Lance through a scalar index instead of being resolved to an id list first. The
+    columns must be non-null strings: SQL's NULL semantics differ from the filter language's. Values are quoted
+    here, never spliced as text; anything outside that small subset returns None (the caller takes the general
+    path, which also reports any error in the filter).
+    """
+    return _to_sql(parse_filter(text), frozenset(columns))

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from curate.errors import FilterError
-from curate.filters import compile_filter, fields_of, parse_filter
+from curate.filters import compile_filter, fields_of, lance_predicate, parse_filter
 from curate.lake import LAKE_EPISODES_SCHEMA
 
 
@@ -119,3 +119,19 @@ def test_compiled_filter_is_a_polars_expression_with_literals():
     assert isinstance(expr, pl.Expr)
     frame = pl.DataFrame({"dataset": ["bridge", "other"]})
     assert frame.filter(expr).height == 1
+
+
+@pytest.mark.parametrize(("text", "sql"), [
+    ('dataset == "bridge"', "(dataset = 'bridge')"),
+    ('dataset != "a\'b"', "(dataset != 'a''b')"),
+    ('dataset in ["a", "b"] or not dataset == "c"', "((dataset IN ('a', 'b')) OR (NOT (dataset = 'c')))"),
+    ('dataset not in ["a"] and dataset != "b"', "((dataset NOT IN ('a')) AND (dataset != 'b'))"),
+])
+def test_dataset_only_filters_become_lance_predicates_with_quoted_values(text, sql):
+    assert lance_predicate(text, {"dataset"}) == sql
+
+
+@pytest.mark.parametrize("text", ['dataset == "a" and success', 'dataset ~ "a"', "dataset == 3",
+                                  'instruction == "x"', "dataset is null", 'dataset.x == "a"', 'dataset < "b"'])
+def test_filters_outside_the_pushdown_subset_are_left_to_the_lake(text):
+    assert lance_predicate(text, {"dataset"}) is None
