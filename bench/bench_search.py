@@ -114,7 +114,7 @@ def build(out: Path, n: int, dim: int) -> None:
     t0, c0 = time.perf_counter(), cpu_seconds()
     _maybe_index(table, min_rows=0)
     build_s, build_cpu = time.perf_counter() - t0, cpu_seconds() - c0
-    print(f"IVF-PQ + scalar indexes built in {build_s:.1f} s wall, {build_cpu:.0f} s CPU", flush=True)
+    print(f"IVF-SQ + scalar indexes built in {build_s:.1f} s wall, {build_cpu:.0f} s CPU", flush=True)
     (out / "build.json").write_text(json.dumps({"n": n, "dim": dim, "index_s": build_s, "index_cpu_s": build_cpu}))
 
 
@@ -178,8 +178,8 @@ def exact_top(out: Path, q: np.ndarray, kinds: dict[str, str | list[str] | None]
     return truth
 
 
-def run_queries(out: Path, count: int, k: int, only: str | None = None) -> None:
-    from curate.search import search
+def run_queries(out: Path, count: int, k: int, only: str | None = None, cold: bool = False) -> None:
+    from curate.search import search, warm
 
     info = json.loads((out / "build.json").read_text())
     lake = Lake(out / "lake")
@@ -190,8 +190,14 @@ def run_queries(out: Path, count: int, k: int, only: str | None = None) -> None:
           f"{info['index_s']:.0f} s wall / {info['index_cpu_s']:.0f} s CPU; {count} queries, k={k}", flush=True)
     import curate.search
 
-    print(f"NPROBES {curate.search.NPROBES}, REFINE_FACTOR {curate.search.REFINE_FACTOR}, EXACT_MAX_EPISODES "
-          f"{curate.search.EXACT_MAX_EPISODES}", flush=True)
+    state = curate.search._index_state(curate.search._vectors(lake, MODEL_ID))
+    print(f"index {state[1]} ({state[0]} coverage), NPROBES {curate.search.NPROBES}, REFINE_FACTOR "
+          f"{curate.search.REFINE_FACTOR}, EXACT_MAX_EPISODES {curate.search.EXACT_MAX_EPISODES}", flush=True)
+    if not cold:  # what the UI does once per vector-table version
+        t0 = time.perf_counter()
+        warm(lake)
+        print(f"vector index loaded into memory (curate.search.warm) in {time.perf_counter() - t0:.1f} s, "
+              f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
     for label, where in kinds.items():
         if only and label != only:
             continue
@@ -223,22 +229,23 @@ def main() -> None:
     ap.add_argument("--nprobes", type=int, help="override curate.search.NPROBES (tuning)")
     ap.add_argument("--refine", type=int, help="override curate.search.REFINE_FACTOR (tuning)")
     ap.add_argument("--only", help="run one prefilter kind only (none, 'dataset 5%%', '1,000 ids')")
+    ap.add_argument("--cold", action="store_true", help="do not load the index into memory before the queries")
     args = ap.parse_args()
     import curate.search
 
-    if args.nprobes:
+    if args.nprobes is not None:
         curate.search.NPROBES = args.nprobes
-    if args.refine:
+    if args.refine is not None:
         curate.search.REFINE_FACTOR = args.refine
     if args.reuse:
-        run_queries(args.reuse, args.queries, args.k, args.only)
+        run_queries(args.reuse, args.queries, args.k, args.only, args.cold)
         return
     out = args.keep or Path(tempfile.mkdtemp(prefix="bench-search-"))
     out.mkdir(parents=True, exist_ok=True)
     try:
         build(out, args.n, args.dim)
         if not args.build_only:
-            run_queries(out, args.queries, args.k, args.only)
+            run_queries(out, args.queries, args.k, args.only, args.cold)
     finally:
         if args.keep is None:
             shutil.rmtree(out, ignore_errors=True)

@@ -406,10 +406,11 @@ def semantic_search(lake: Lake, *, text: str | None = None, image: Any = None, w
     Raises:
         EmbeddingsMissingError: the lake has no vectors yet (run `curate embed`).
     """
-    from curate.search import search
+    from curate.search import search, warm
 
     if text is not None and image is not None:
         raise ConfigError("search by text or by image, not both")
+    warm(lake)  # the UI is a long-lived process: load the vector index once, not partition by partition
     hits = search(lake, text, image=image, where=where, k=k) if text is not None else search(
         lake, image=image, where=where, k=k)
     return _with_grid_rows(lake, hits)

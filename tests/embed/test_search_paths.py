@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pytest
 import torch
 
 from curate import search as search_module
-from curate.embed import active_model, encode_texts_cached, load_lake_model, vector_rows
+from curate.embed import _maybe_index, active_model, encode_texts_cached, load_lake_model, open_vectors, vector_rows
 from curate.errors import ConfigError
 from curate.lake import Lake
 from curate.models import load_model
@@ -60,7 +61,7 @@ def test_episode_ids_restrict_the_search_and_combine_with_the_filter(embedded_la
 def test_a_large_slice_goes_through_the_vector_search_and_stays_in_the_slice(embedded_lake: Path,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     lake = Lake(embedded_lake)
-    where = 'dataset != "deploy_kitchen"'
+    where = 'dataset != "deploy_kitchen" and n_steps > 0'  # reads a lake column: resolved to episode ids
     exact = search(lake, "a cube", where=where, k=5)
     monkeypatch.setattr(search_module, "EXACT_MAX_EPISODES", 0)
     prefiltered = search(lake, "a cube", where=where, k=5)
@@ -117,3 +118,48 @@ def test_vector_rows_fall_back_to_texts_and_report_an_episode_with_nothing() -> 
     assert np.allclose(episodes["ep_a"], [np.sqrt(0.5), np.sqrt(0.5)]) and np.allclose(episodes["ep_b"], [0.6, 0.8])
     assert "ep_c" not in episodes and errors == ["ep_c: no keyframe and no text to embed"]
     assert [r["item"] for r in out if r["kind"] == "image"] == ["front@0", "front@9"]
+
+
+@pytest.mark.parametrize("where", ['dataset != "deploy_kitchen"', 'dataset in ["deploy_kitchen", "tabletop_franka"]',
+                                   'not (dataset == "deploy_kitchen" or dataset == "nope")'])
+def test_a_dataset_filter_runs_inside_lance_and_finds_what_the_general_path_finds(
+        embedded_lake: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    lake = Lake(embedded_lake)
+    monkeypatch.setattr(search_module, "EXACT_MAX_EPISODES", 0)  # the vector-search path, not the exact one
+    monkeypatch.setattr(search_module, "PUSHDOWN_COLUMNS", frozenset())
+    general = search(lake, "a cube", where=where, k=8)
+    monkeypatch.setattr(search_module, "PUSHDOWN_COLUMNS", frozenset({"dataset"}))
+    expected = set(lake.episodes(where=where, columns=["episode_id"])["episode_id"].to_list())
+
+    def no_slice(*_: object) -> None:
+        raise AssertionError("a dataset filter should not be resolved to episode ids")
+
+    monkeypatch.setattr(search_module, "_slice_ids", no_slice)
+    pushed = search(lake, "a cube", where=where, k=8)
+    assert pushed["episode_id"].to_list() == general["episode_id"].to_list()
+    assert set(pushed["episode_id"].to_list()) <= expected and pushed.height == min(8, len(expected))
+    assert search(lake, "a cube", where='dataset == "it\'s not there"').height == 0
+
+
+def test_an_indexed_table_is_searched_through_ivf_sq_and_warmed(embedded_lake: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    lake = Lake(embedded_lake)
+    model_id = active_model(lake)["model_id"]
+    assert search_module.warm(lake) is False  # small tables have no vector index: searched exactly
+    exact = search(lake, "a cube", k=5)
+    table = open_vectors(lake, model_id)
+    assert _maybe_index(table, min_rows=0)
+    kinds = {ix.field_names[0]: ix.index_type for ix in table.to_lance().describe_indices()}
+    assert kinds == {"vector": "IVF_SQ", "episode_id": "BTree", "kind": "Bitmap", "dataset": "Bitmap"}
+    assert search_module.warm(lake) is True
+    monkeypatch.setattr(search_module, "EXACT_MAX_EPISODES", 0)
+    ann = search(lake, "a cube", k=5)
+    assert len(set(ann["episode_id"].to_list()) & set(exact["episode_id"].to_list())) >= 4
+    assert np.allclose(ann["score"].to_numpy(), exact["score"].to_numpy(), atol=0.05)
+    narrowed = search(lake, "a cube", where='dataset == "deploy_kitchen"', k=50)
+    assert set(narrowed["dataset"].to_list()) == {"deploy_kitchen"}
+    # rows added after the index was built (before `curate embed` folds them in): scores stay exact cosines
+    extra = table.to_lance().to_table(filter="kind = 'image'", limit=3)
+    table.add(extra.set_column(0, "episode_id", pa.array(["ep_not_in_the_lake"] * 3)))
+    partial = search(lake, "a cube", k=5)
+    assert np.allclose(partial["score"].to_numpy(), exact["score"].to_numpy(), atol=1e-5)
