@@ -22,7 +22,9 @@ def trained_lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Lake, object
     path = tmp_path_factory.mktemp("semantic") / "lake"
     build_demo(str(path), episodes=120, seed=7, via="schema")
     lake = Lake(path)
-    report = train_on_lake(lake, epochs=20, batch=16, lr=3e-3, where='split != "deploy"', device="cpu")
+    # measured on this demo world (seeds 0-2): at lr 3e-3 the model matched pairs by scene and receptacle but not
+    # colour (colour queries at chance); at lr 1e-3 for 60 epochs "red cube" gets 8-10 red of 10
+    report = train_on_lake(lake, epochs=60, batch=32, lr=1e-3, where='split != "deploy"', device="cpu")
     model = load_model(pretrained=report.checkpoint, device="cpu")
     embed_lake(lake, model=model)
     truth = {}
@@ -42,7 +44,11 @@ def test_training_on_the_lake_lowers_the_contrastive_loss(trained_lake: tuple) -
 def test_red_cube_query_ranks_red_cube_episodes_first(trained_lake: tuple) -> None:
     lake, model, truth = trained_lake
     colours = Counter(t["target_colour"] for t in truth.values())
-    base_rate = colours["red"] / sum(colours.values())
-    hits = search(lake, "red cube", k=10, model=model)["episode_id"].to_list()
-    red = sum(truth[e]["target_colour"] == "red" for e in hits)
-    assert red / 10 >= min(0.9, 2 * base_rate)
+    base = {c: n / sum(colours.values()) for c, n in colours.items()}
+    precision = {}
+    for colour in ("red", "blue", "green"):  # the three most common target colours of this world
+        hits = search(lake, f"{colour} cube", k=10, model=model)["episode_id"].to_list()
+        precision[colour] = sum(truth[e]["target_colour"] == colour for e in hits) / 10
+    assert precision["red"] >= min(0.9, 2 * base["red"]), precision
+    # every colour word means something, not only the one query: on average well above the colours' base rates
+    assert sum(precision.values()) / 3 >= 1.75 * sum(base[c] for c in precision) / 3, (precision, base)
