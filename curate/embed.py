@@ -33,7 +33,7 @@ from curate.models import ClipModel, forward_threads, load_model
 Progress = Callable[[str, int, int], None]
 REGISTRY = "embeddings.json"
 INDEX_MIN_ROWS = 100_000
-"""Below this many rows search is exact (brute force is faster than probing an index); above, IVF-PQ."""
+"""Below this many rows search is exact (brute force is faster than probing an index); above, IVF-SQ."""
 KINDS = ("image", "instruction", "alt", "segment", "episode")
 
 

@@ -1,7 +1,7 @@
 """Semantic search: text, image or episode-similarity queries over a lake's CLIP vectors, with metadata filters.
 
 The filter language selects the episodes first (a prefilter); the vector search then runs over the keyframe
-vectors of those episodes only (exact below `INDEX_MIN_ROWS` rows, IVF-PQ above), and each episode is
+vectors of those episodes only (exact below `INDEX_MIN_ROWS` rows, IVF-SQ above), and each episode is
 scored by its best-matching keyframe, which is returned so the UI can show it. A filter on `dataset` alone is
 evaluated inside Lance on the vector table's own indexed copy of that column (`PUSHDOWN_COLUMNS`), so it costs
 no more than an unfiltered query.

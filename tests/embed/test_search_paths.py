@@ -139,6 +139,8 @@ def test_a_dataset_filter_runs_inside_lance_and_finds_what_the_general_path_find
     assert pushed["episode_id"].to_list() == general["episode_id"].to_list()
     assert set(pushed["episode_id"].to_list()) <= expected and pushed.height == min(8, len(expected))
     assert search(lake, "a cube", where='dataset == "it\'s not there"').height == 0
+    hostile = 'dataset == "x\' OR kind = \'image" or dataset in ["\') OR (1 = 1"]'
+    assert search(lake, "a cube", where=hostile).height == 0
 
 
 def test_an_indexed_table_is_searched_through_ivf_sq_and_warmed(embedded_lake: Path,
