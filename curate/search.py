@@ -50,7 +50,7 @@ _TABLES: dict[tuple[str, str], Any] = {}
 _SLICES: dict[tuple[Any, ...], list[str]] = {}
 _COUNTS: dict[tuple[str, int], int] = {}
 _MODELS: dict[str, ClipModel] = {}
-_WARMED: set[tuple[str, int]] = set()
+_WARMED: dict[tuple[str, int], bool] = {}
 _COVERAGE: dict[tuple[str, int], tuple[str, str | None]] = {}
 _SLICES_MAX = 32
 _EXACT_ROWS: dict[tuple[Any, ...], tuple[pl.DataFrame, np.ndarray]] = {}
@@ -116,13 +116,13 @@ def warm(lake: Lake, model_id: str | None = None) -> bool:
     call it. Returns False when the table has no vector index yet (small tables are searched exactly).
     """
     ds = _vectors(lake, model_id or active_model(lake)["model_id"])
-    names = [ix.name for ix in ds.describe_indices() if list(ix.field_names) == ["vector"]]
     key = (ds.uri, ds.version)
-    if names and key not in _WARMED:
+    if key not in _WARMED:
+        names = [ix.name for ix in ds.describe_indices() if list(ix.field_names) == ["vector"]]
         for name in names:
             ds.prewarm_index(name)
-        _WARMED.add(key)
-    return bool(names)
+        _WARMED[key] = bool(names)
+    return _WARMED[key]
 
 
 def _vectors(lake: Lake, model_id: str) -> Any:
