@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 import warnings
@@ -396,19 +397,38 @@ def _decode_chunk(batch: dict[str, Any], *, lake_uri: str, storage_options: dict
     return out
 
 
-class _Encoder:
-    """Model stage: a Ray actor holding one CLIP (on a GPU when it has one) that turns decoded chunks into vectors."""
+EMBED_CHUNK_BYTES = 64 << 20
+"""Preprocessed pixels (float32) per Ray decode task, with at most `EMBED_CHUNK_MAX_EPISODES` episodes: a few
+thousand small images or ~100 ViT-B-32 inputs a task, so Ray's per-task cost (~0.02-0.03 s, docs/performance.md)
+stays a small share of each task's work. Tasks of `--batch` images (10 episodes) ran at 20-55 images/s."""
+EMBED_CHUNK_MAX_EPISODES = 512
 
-    def __init__(self, arch: str, pretrained: str | None, device: str, allow_random: bool) -> None:
+
+def embed_chunk_episodes(model: Any, images_per_episode: int, batch: int) -> int:
+    """Episodes per decode task: as many as fit `EMBED_CHUNK_BYTES` of the model's input, at least one batch."""
+    from PIL import Image
+
+    pixels = math.prod(model.preprocess(Image.new("RGB", (8, 8))).shape) * 4
+    per_episode = max(1, images_per_episode) * pixels
+    return max(1, batch // max(1, images_per_episode), min(EMBED_CHUNK_MAX_EPISODES, EMBED_CHUNK_BYTES // per_episode))
+
+
+class _Encoder:
+    """Model stage: a Ray actor holding one CLIP (on a GPU when it has one) that turns decoded chunks into vectors,
+    `batch` images per forward pass, each distinct text encoded once per actor (as `embed_lake` does)."""
+
+    def __init__(self, arch: str, pretrained: str | None, device: str, allow_random: bool, batch: int = 64) -> None:
         from curate.models import load_model
 
         self.model = load_model(arch, pretrained, device=device, allow_random=allow_random)
+        self.batch = batch
+        self.text_cache: dict[str, Any] = {}
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         import numpy as np
         import torch
 
-        from curate.embed import _episode_texts, vector_rows
+        from curate.embed import _episode_texts, encode_texts_cached, vector_rows
 
         out: dict[str, list[Any]] = {"vectors": [], "ids": [], "episodes": [], "images": [], "texts": [],
                                      "errors": []}
@@ -420,11 +440,12 @@ class _Encoder:
             errors = json.loads(errors_json)
             if shape:
                 images = torch.from_numpy(np.frombuffer(blob, dtype=np.float32).reshape(shape).copy())
-                img_vecs = self.model.encode_images(images)
+                img_vecs = np.concatenate([self.model.encode_images(images[i:i + self.batch])
+                                           for i in range(0, len(images), self.batch)])
             else:
                 img_vecs = np.zeros((0, self.model.dim), dtype=np.float32)
             texts = [(r, kind, item, text) for r in rows for kind, item, text in _episode_texts(r)]
-            txt_vecs = self.model.encode_texts([t for *_, t in texts])
+            txt_vecs = encode_texts_cached(self.model, [t for *_, t in texts], self.text_cache)
             vrows = vector_rows(rows, meta, img_vecs, texts, txt_vecs, errors)
             out["vectors"].append(_vectors_ipc(vrows, self.model.dim))
             out["ids"].append(json.dumps({r["episode_id"]: r["key"] for r in vrows if r["kind"] == "episode"}))
@@ -503,7 +524,7 @@ def embed_ray(lake: Lake | str, *, model: Any = None, arch: str | None = None, p
     rows = todo.to_dicts()
     per_ep = max(1, len(local.keyframe_indices(max(1, int(np.median([r["n_steps"] or 1 for r in rows] or [1]))),
                                                keyframes)) * 2)
-    chunk_size = max(1, batch // per_ep)
+    chunk_size = embed_chunk_episodes(model, per_ep, batch)
     chunks = [json.dumps(rows[i:i + chunk_size], default=str) for i in range(0, len(rows), chunk_size)]
     done = 0
     if chunks:
@@ -521,7 +542,7 @@ def embed_ray(lake: Lake | str, *, model: Any = None, arch: str | None = None, p
                 _Encoder, batch_size=1, concurrency=model_actors, num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1,
                 fn_constructor_kwargs={"arch": model.arch, "pretrained": model.pretrained,
                                        "device": device if gpus or device != "auto" else "cpu",
-                                       "allow_random": allow_random})
+                                       "allow_random": allow_random, "batch": batch})
             pending: list[dict[str, Any]] = []
             pending_ids: dict[str, str] = {}
             for record in encoded.iter_rows():

@@ -162,3 +162,18 @@ def test_cli_ingest_engine_ray_prints_the_same_totals_as_local(ray_local: Path, 
     local = run_cli("ingest", lerobot_source, "--lake", str(tmp_path / "local"), "--json")
     assert json.loads(on_ray.stdout)["totals"] == json.loads(local.stdout)["totals"]
     assert Lake(tmp_path / "ray").count() == 6
+
+
+def test_ray_embed_tasks_hold_many_small_images_or_a_few_large_ones() -> None:
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from curate.distributed import EMBED_CHUNK_MAX_EPISODES, embed_chunk_episodes
+
+    def model(size: int) -> SimpleNamespace:
+        return SimpleNamespace(preprocess=lambda _img: np.zeros((3, size, size), dtype=np.float32))
+
+    assert embed_chunk_episodes(model(32), 6, 64) == EMBED_CHUNK_MAX_EPISODES  # 12 KB images: capped by episodes
+    assert embed_chunk_episodes(model(224), 6, 64) == 18  # 602 KB images: 64 MB of pixels a task
+    assert embed_chunk_episodes(model(1024), 6, 64) == 10  # never less than one forward batch
