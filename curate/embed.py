@@ -482,7 +482,7 @@ def index_partitions(rows: int) -> int:
 
     A probe of `curate.search.NPROBES` partitions then scans ~NPROBES * sqrt(rows) int8 codes: 32K at 1M rows,
     100K at 10M. Lance's k-means trains on a sample (256 vectors per partition), so 4,096 partitions train in
-    about the time 1,024 do (measured at 1M: 126 vs 118 CPU-s for the whole build).
+    about the time 1,000 do (measured at 1M: 126 vs 118 CPU-s for the whole IVF-SQ build).
     """
     return max(16, min(4096, round(float(np.sqrt(rows)))))
 
