@@ -508,7 +508,7 @@ def _maybe_index(table: Any, *, min_rows: int = INDEX_MIN_ROWS) -> bool:
     else:
         table.create_index("vector", config=IvfSq(distance_type="cosine", num_partitions=index_partitions(n)),
                            replace=True)
-        indexed = set()
+        indexed = {}
     for column, config in scalar.items():
         if column not in indexed:  # also adds an index a lake embedded by an older curate lacks
             table.create_index(column, config=config(), replace=True)
