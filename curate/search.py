@@ -10,6 +10,7 @@ no more than an unfiltered query.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 import numpy as np
@@ -108,20 +109,29 @@ def _query_model(lake: Lake, model_id: str) -> ClipModel:
     return model
 
 
-def warm(lake: Lake, model_id: str | None = None) -> bool:
+def warm(lake: Lake, model_id: str | None = None, *, background: bool = False) -> bool:
     """Load the model's vector index into Lance's index cache now, once per table version, so the first queries
     of a long-lived process (the UI, a service) do not each read index partitions from disk.
 
-    Costs the index's size in memory (512 bytes per vector: 0.5 GB at 1M vectors, 5 GB at 10M); the CLI does not
-    call it. Returns False when the table has no vector index yet (small tables are searched exactly).
+    Costs the index's size in memory (512 bytes per vector: 0.5 GB at 1M vectors, 5 GB at 10M) and, at 10M, about
+    a minute and a half; the CLI does not call it. With `background`, the load runs on a daemon thread and queries
+    go on meanwhile (the UI: its first search must not wait for the whole index). Returns False when the table has
+    no vector index (small tables are searched exactly).
     """
     ds = _vectors(lake, model_id or active_model(lake)["model_id"])
     key = (ds.uri, ds.version)
     if key not in _WARMED:
         names = [ix.name for ix in ds.describe_indices() if list(ix.field_names) == ["vector"]]
-        for name in names:
-            ds.prewarm_index(name)
         _WARMED[key] = bool(names)
+
+        def load() -> None:
+            for name in names:
+                ds.prewarm_index(name)
+
+        if background and names:
+            threading.Thread(target=load, name="curate-warm-index", daemon=True).start()
+        else:
+            load()
     return _WARMED[key]
 
 

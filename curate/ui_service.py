@@ -410,7 +410,7 @@ def semantic_search(lake: Lake, *, text: str | None = None, image: Any = None, w
 
     if text is not None and image is not None:
         raise ConfigError("search by text or by image, not both")
-    warm(lake)  # the UI is a long-lived process: load the vector index once, not partition by partition
+    warm(lake, background=True)  # a long-lived process: load the vector index once, without making this search wait
     hits = search(lake, text, image=image, where=where, k=k) if text is not None else search(
         lake, image=image, where=where, k=k)
     return _with_grid_rows(lake, hits)

@@ -3,6 +3,7 @@ embedding helpers they rely on (trimmed text encoding, text dedupe, shared vecto
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -154,10 +155,15 @@ def test_an_indexed_table_is_searched_through_ivf_sq_and_warmed(embedded_lake: P
     kinds = {ix.field_names[0]: ix.index_type for ix in table.to_lance().describe_indices()}
     assert kinds == {"vector": "IVF_SQ", "episode_id": "BTree", "kind": "Bitmap", "dataset": "Bitmap"}
     assert search_module.warm(lake) is True
+    search_module._WARMED.clear()
+    assert search_module.warm(lake, background=True) is True  # the UI's call: the search below does not wait
     monkeypatch.setattr(search_module, "EXACT_MAX_EPISODES", 0)
     ann = search(lake, "a cube", k=5)
     assert len(set(ann["episode_id"].to_list()) & set(exact["episode_id"].to_list())) >= 4
     assert np.allclose(ann["score"].to_numpy(), exact["score"].to_numpy(), atol=0.05)
+    for thread in threading.enumerate():
+        if thread.name == "curate-warm-index":
+            thread.join(timeout=60)
     narrowed = search(lake, "a cube", where='dataset == "deploy_kitchen"', k=50)
     assert set(narrowed["dataset"].to_list()) == {"deploy_kitchen"}
     # rows added after the index was built (before `curate embed` folds them in): scores stay exact cosines
