@@ -190,8 +190,8 @@ def run_queries(out: Path, count: int, k: int, only: str | None = None, cold: bo
           f"{info['index_s']:.0f} s wall / {info['index_cpu_s']:.0f} s CPU; {count} queries, k={k}", flush=True)
     import curate.search
 
-    state = curate.search._index_state(curate.search._vectors(lake, MODEL_ID))
-    print(f"index {state[1]} ({state[0]} coverage), NPROBES {curate.search.NPROBES}, REFINE_FACTOR "
+    facts = curate.search.table_facts(curate.search._vectors(lake, MODEL_ID))
+    print(f"index {facts.index_type} ({facts.coverage} coverage), NPROBES {curate.search.NPROBES}, REFINE_FACTOR "
           f"{curate.search.REFINE_FACTOR}, EXACT_MAX_EPISODES {curate.search.EXACT_MAX_EPISODES}", flush=True)
     if not cold:  # what the UI does once per vector-table version
         t0 = time.perf_counter()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ EXACT_MAX_EPISODES = 4_000
 """A slice of at most this many episodes is searched exactly: its vectors are read through the episode_id index
 and compared in NumPy (under a few ms), which is faster than probing the IVF index and has perfect recall."""
 NPROBES = 32
-"""IVF partitions probed per query (of at most 1,024, see `curate.embed.index_partitions`)."""
+"""IVF partitions probed per query (of sqrt(rows), at most 4,096, see `curate.embed.index_partitions`)."""
 REFINE_FACTOR = 0
 """Candidates re-ranked with their full vectors, as a multiple of the rows asked for; 0: none. The IVF-SQ index
 ranks well enough on its own (recall@10 0.95 at 1M), and a refine reads full vectors at random from disk."""
@@ -49,10 +50,10 @@ RESULT_COLUMNS = ["episode_id", "score", "instruction", "dataset", "camera", "st
 _HIT_COLUMNS = ["episode_id", "camera", "step", "item"]
 _TABLES: dict[tuple[str, str], Any] = {}
 _SLICES: dict[tuple[Any, ...], list[str]] = {}
-_COUNTS: dict[tuple[str, int], int] = {}
 _MODELS: dict[str, ClipModel] = {}
-_WARMED: dict[tuple[str, int], bool] = {}
-_COVERAGE: dict[tuple[str, int], tuple[str, str | None]] = {}
+_FACTS: dict[tuple[str, int], TableFacts] = {}
+_FACTS_MAX = 8
+_WARMED: set[tuple[str, int]] = set()
 _SLICES_MAX = 32
 _EXACT_ROWS: dict[tuple[Any, ...], tuple[pl.DataFrame, np.ndarray]] = {}
 _EXACT_CACHE_BYTES = 256 << 20
@@ -119,20 +120,20 @@ def warm(lake: Lake, model_id: str | None = None, *, background: bool = False) -
     no vector index (small tables are searched exactly).
     """
     ds = _vectors(lake, model_id or active_model(lake)["model_id"])
+    facts = table_facts(ds)
     key = (ds.uri, ds.version)
-    if key not in _WARMED:
-        names = [ix.name for ix in ds.describe_indices() if list(ix.field_names) == ["vector"]]
-        _WARMED[key] = bool(names)
+    if facts.vector_indexes and key not in _WARMED:
+        _WARMED.add(key)
 
         def load() -> None:
-            for name in names:
+            for name in facts.vector_indexes:
                 ds.prewarm_index(name)
 
-        if background and names:
+        if background:
             threading.Thread(target=load, name="curate-warm-index", daemon=True).start()
         else:
             load()
-    return _WARMED[key]
+    return bool(facts.vector_indexes)
 
 
 def _vectors(lake: Lake, model_id: str) -> Any:
@@ -190,22 +191,39 @@ def _exact(ds: Any, vec: np.ndarray, clause: str) -> pl.DataFrame:
     return hits.with_columns(pl.Series("score", (matrix @ vec).astype(np.float64)))
 
 
-def _index_state(ds: Any) -> tuple[str, str | None]:
-    """(coverage, index type) of the vector index of this version, read once per version. Coverage is "full" when
-    the index covers every fragment, "partial" when rows were added since it was built (Lance searches those
-    exhaustively), "none" without an index."""
+@dataclass(frozen=True)
+class TableFacts:
+    """What search needs to know of one version of a vector table, read once per version.
+
+    coverage: "full" when the vector index covers every fragment, "partial" when rows were added since it was built
+    (Lance searches those exhaustively), "none" without an index.
+    """
+
+    rows: int
+    coverage: str
+    index_type: str | None
+    vector_indexes: tuple[str, ...]
+
+
+def table_facts(ds: Any) -> TableFacts:
+    """The `TableFacts` of this version of a vector table (remembered for the last `_FACTS_MAX` versions)."""
     key = (ds.uri, ds.version)
-    if key not in _COVERAGE:
+    facts = _FACTS.get(key)
+    if facts is None:
         covered: set[int] = set()
-        kind = None
+        kind, names = None, []
         for ix in ds.describe_indices():
             if list(ix.field_names) == ["vector"]:
                 kind = ix.index_type
+                names.append(ix.name)
                 covered.update(f for seg in ix.segments for f in seg.fragment_ids)
         fragments = {f.fragment_id for f in ds.get_fragments()}
-        _COVERAGE.clear()
-        _COVERAGE[key] = ("none" if not covered else "full" if fragments <= covered else "partial", kind)
-    return _COVERAGE[key]
+        coverage = "none" if not covered else "full" if fragments <= covered else "partial"
+        if len(_FACTS) >= _FACTS_MAX:
+            _FACTS.pop(next(iter(_FACTS)))
+        facts = _FACTS[key] = TableFacts(rows=ds.count_rows(), coverage=coverage, index_type=kind,
+                                         vector_indexes=tuple(names))
+    return facts
 
 
 def _ann(ds: Any, vec: np.ndarray, clause: str, limit: int) -> pl.DataFrame:
@@ -216,10 +234,11 @@ def _ann(ds: Any, vec: np.ndarray, clause: str, limit: int) -> pl.DataFrame:
     vectors (2 - 2 cos) from the index, so the score is converted by where the distances came from; when only
     part of the table is indexed, a refine of the returned rows gives exact cosine distances for all of them.
     """
-    coverage, kind = _index_state(ds)
+    facts = table_facts(ds)
+    coverage = facts.coverage
     nearest: dict[str, Any] = {"column": "vector", "q": vec, "k": limit, "metric": "cosine", "nprobes": NPROBES}
     refine = REFINE_FACTOR or (1 if coverage == "partial" else 0)
-    if coverage != "none" and kind != "IVF_SQ":
+    if coverage != "none" and facts.index_type != "IVF_SQ":
         refine = max(refine, PQ_REFINE_FACTOR)  # an index built by an older curate, until `curate embed` rebuilds it
     if refine:
         nearest["refine_factor"] = refine
@@ -228,15 +247,6 @@ def _ann(ds: Any, vec: np.ndarray, clause: str, limit: int) -> pl.DataFrame:
     assert isinstance(hits, pl.DataFrame)
     distance = pl.col("_distance") / 2 if coverage == "full" and not refine else pl.col("_distance")
     return hits.with_columns((1.0 - distance).cast(pl.Float64).alias("score")).drop("_distance")
-
-
-def _row_count(ds: Any) -> int:
-    """Rows of this version of the vector table (counted once per version)."""
-    key = (ds.uri, ds.version)
-    if key not in _COUNTS:
-        _COUNTS.clear()
-        _COUNTS[key] = ds.count_rows()
-    return _COUNTS[key]
 
 
 def _best_per_episode(hits: pl.DataFrame) -> pl.DataFrame:
@@ -290,7 +300,7 @@ def search(lake: Lake, text: str | None = None, *, image: Any = None, like: str 
         clause += f" AND {id_predicate('episode_id', ids or [])}"
     keep = set(ids) if ids is not None and not prefilter else None
     per_episode = 1 if kind == "episode" else 8
-    total = _row_count(table)
+    total = table_facts(table).rows
     share = 1.0 if keep is None else max(len(keep) / max(lake.table("episodes").count_rows(), 1), 1e-4)
     fetch = min(total, int(k * per_episode / share))
     while True:
