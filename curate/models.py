@@ -57,10 +57,13 @@ def register_configs() -> None:
 
     if all(name in open_clip.list_models() for name in _CONFIGS):
         return
-    folder = Path(tempfile.mkdtemp(prefix="curate-clip-configs-"))
-    for name, cfg in _CONFIGS.items():
-        (folder / f"{name}.json").write_text(json.dumps(cfg))
-    open_clip.add_model_config(folder)
+    # open_clip reads configs from files into its registry once; the folder can go right after (a later rescan
+    # skips a missing folder), so no process leaves a directory behind in /tmp.
+    with tempfile.TemporaryDirectory(prefix="curate-clip-configs-") as tmp:
+        folder = Path(tmp)
+        for name, cfg in _CONFIGS.items():
+            (folder / f"{name}.json").write_text(json.dumps(cfg))
+        open_clip.add_model_config(folder)
 
 
 @dataclass
