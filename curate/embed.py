@@ -202,7 +202,8 @@ def _rgb_cameras(row: dict[str, Any]) -> list[str] | None:
 def plan(lake: Lake, *, model_id: str, where: str | None = None,
          keyframes: str = "first,middle,last") -> tuple[pl.DataFrame, list[str]]:
     """(episodes to embed with their content keys, ids whose stored vectors are stale or orphaned)."""
-    cols = ["episode_id", "dataset", "source", "n_steps", "cameras", "instruction", "instructions_alt", "segments"]
+    cols = ["episode_id", "revision", "dataset", "source", "n_steps", "cameras", "instruction", "instructions_alt",
+            "segments"]
     eps = lake.scan(where=where, columns=cols).collect()
     keys = []
     for row in eps.iter_rows(named=True):
@@ -236,7 +237,8 @@ def _load_batch(lake: Lake, rows: list[dict[str, Any]], model: ClipModel, policy
         for idx in keyframe_indices(int(row["n_steps"] or 0), policy):
             wanted.append((row["episode_id"], idx))
     table = lake.read_frames(wanted, columns=["episode_id", "index", "camera", "format", "data", "video_uri",
-                                              "video_timestamp_s"])
+                                              "video_timestamp_s"],
+                             revisions=[r["revision"] for r in rows] if all("revision" in r for r in rows) else None)
     allowed = {row["episode_id"]: _rgb_cameras(row) for row in rows}
     tensors, meta, errors = [], [], []
     for r in table.to_pylist():

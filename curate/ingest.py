@@ -649,6 +649,8 @@ def ingest(
         raise error
     if report.version is None:
         report.version = the_lake.refresh().version
+    if report.episodes:
+        the_lake.index_revisions()
     report.seconds = time.perf_counter() - started
     emit()
     return report

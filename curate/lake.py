@@ -71,6 +71,8 @@ read in scans (export, embedding): measured on 50 KB values, file format 2.0 wri
 instead of ~4. A table keeps the format it was created with."""
 BATCH_BYTES = 256 * 1024 * 1024
 """Commit a write batch once its frames reach this many bytes, so memory stays bounded."""
+REVISION_INDEX_MIN_ROWS = 100_000
+"""Rows of a steps or frames table from which ingest keeps a BTree index on `revision` (`Lake.index_revisions`)."""
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
 LIST_COLUMNS = ("episode_id", "dataset", "instruction", "n_steps")
 POSITION = "_position"
@@ -625,10 +627,12 @@ class Lake:
                 yield out.select(cols)
 
     def read_frames(self, keys: Iterable[tuple[str, int]], *, cameras: Iterable[str] | None = None,
-                    columns: Iterable[str] | None = None) -> pa.Table:
+                    columns: Iterable[str] | None = None, revisions: Iterable[str] | None = None) -> pa.Table:
         """Frame rows (current revisions) for many (episode_id, step index) keys in one scan.
 
-        For bulk keyframe reads (embedding): one Lance query per call instead of one per episode.
+        For bulk keyframe reads (embedding): one Lance query per call instead of one per episode. A caller that
+        already holds the episodes' revisions (the embedding plan) passes them, saving a lookup in the episodes
+        table per call (0.3 s at 1M episodes).
         """
         wanted = list(keys)
         cols = list(columns) if columns is not None else FRAMES_SCHEMA.names
@@ -636,8 +640,11 @@ class Lake:
         ds = self._dataset(FRAMES)
         if ds is None or not wanted:
             return FRAMES_SCHEMA.empty_table().select(read_cols)
-        ids = sorted({k[0] for k in wanted})
-        revs = self._rows_by_id(ids, columns=["episode_id", "revision"])["revision"].to_list()
+        if revisions is not None:
+            revs = sorted(set(revisions))
+        else:
+            ids = sorted({k[0] for k in wanted})
+            revs = self._rows_by_id(ids, columns=["episode_id", "revision"])["revision"].to_list()
         if not revs:
             return FRAMES_SCHEMA.empty_table().select(read_cols)
         indices = sorted({int(k[1]) for k in wanted})
@@ -766,6 +773,32 @@ class Lake:
         return event
 
     # ---------------------------------------------------------------------------------------------- upkeep
+    def index_revisions(self, *, min_rows: int = REVISION_INDEX_MIN_ROWS) -> list[str]:
+        """Keep a BTree index on `revision` of the steps and frames tables, the key every frame and step lookup
+        filters on (`read_frames`, `Lake.episode`, exports, vacuum). Returns the tables whose index changed.
+
+        Without it each lookup scans the column: at 1M episodes (10M frames) one embedding chunk's `read_frames`
+        took 0.6 s, with it 0.18 s (docs/performance.md). Built once a table has `min_rows` rows (8.8 s for 10M
+        rows here); afterwards only the fragments a run added are indexed (`optimize_indices`). The episodes table
+        is left alone, so the lake version does not move.
+        """
+        self._require_writable()
+        changed = []
+        for name in (STEPS, FRAMES):
+            ds = self._dataset(name, refresh=True)
+            if ds is None or ds.count_rows() < min_rows:
+                continue
+            index = next((i.name for i in ds.describe_indices() if i.field_names == ["revision"]), None)
+            if index is None:
+                ds.create_scalar_index("revision", index_type="BTREE")
+            elif ds.stats.index_stats(index)["num_unindexed_fragments"]:
+                ds.optimize.optimize_indices(index_names=[index])
+            else:
+                continue
+            changed.append(name)
+            self._dataset(name, refresh=True)
+        return changed
+
     def optimize(self) -> None:
         """Compact small fragments and (re)build the scalar index used to find an episode's steps."""
         self._require_writable()

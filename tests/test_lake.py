@@ -181,3 +181,33 @@ def test_labels_can_be_pinned_to_before_the_first_event(filled_lake):
     pinned = Lake(filled_lake.uri, version=filled_lake.version, labels_version=0)
     assert pinned.episode(eid).instruction == before
     assert Lake(filled_lake.uri, labels_version=1).episode(eid).instruction == "later edit"
+
+
+def test_revision_indexes_are_built_then_extended_and_lookups_return_the_same_rows(tmp_path) -> None:
+    lake = Lake.create(tmp_path / "lake")
+    lake.write_episodes([make_episode(i, n_steps=4) for i in range(6)])
+    ids = lake.episodes(columns=["episode_id"])["episode_id"].to_list()
+    keys = [(e, i) for e in ids for i in (0, 3)]
+    before = lake.read_frames(keys).sort_by([("episode_id", "ascending"), ("index", "ascending")])
+    version = lake.version
+    assert lake.index_revisions(min_rows=10_000) == []  # a small table is scanned, not indexed
+    assert lake.index_revisions(min_rows=1) == ["steps", "frames"]
+    assert lake.index_revisions(min_rows=1) == []  # nothing new to index
+    assert lake.version == version  # the episodes table is untouched, so the lake version stays
+    indexed = lake.read_frames(keys).sort_by([("episode_id", "ascending"), ("index", "ascending")])
+    assert indexed.num_rows == len(keys) and indexed.equals(before)
+    revs = lake.scan(columns=["episode_id", "revision"], labels=False).collect()["revision"].to_list()
+    assert lake.read_frames(keys, revisions=revs).sort_by(
+        [("episode_id", "ascending"), ("index", "ascending")]).equals(before)
+    assert lake.episode(ids[0]).steps[3].index == 3
+
+    lake.write_episodes([make_episode(i, n_steps=4) for i in range(6, 9)])  # new fragments: indexed incrementally
+    assert lake.index_revisions(min_rows=1) == ["steps", "frames"]
+    import lance
+
+    for table in ("steps", "frames"):
+        ds = lance.dataset(str(tmp_path / "lake" / f"{table}.lance"))
+        index = next(i.name for i in ds.describe_indices() if i.field_names == ["revision"])
+        assert ds.stats.index_stats(index)["num_unindexed_rows"] == 0
+    new_id = lake.refresh().episodes(columns=["episode_id"])["episode_id"].to_list()
+    assert len(lake.read_frames([(e, 0) for e in new_id])) == 9
