@@ -407,9 +407,10 @@ def encode_texts_cached(model: ClipModel, texts: list[str], cache: dict[str, np.
     """Text vectors, encoding each distinct text once: robot datasets repeat instructions and segment texts
     across thousands of episodes, so most texts of a run are already in `cache` (kept below `max_size`)."""
     new = list(dict.fromkeys(t for t in texts if t not in cache))
+    if new and len(cache) + len(new) > max_size:
+        cache.clear()  # then every text of this call is new, also those that were cached a moment ago
+        new = list(dict.fromkeys(texts))
     if new:
-        if len(cache) + len(new) > max_size:
-            cache.clear()
         cache.update(zip(new, model.encode_texts(new), strict=True))
     if not texts:
         return np.zeros((0, model.dim), dtype=np.float32)

@@ -108,6 +108,17 @@ def test_each_distinct_text_is_encoded_once(tiny_checkpoint: Path) -> None:
     assert encode_texts_cached(model, [], cache).shape == (0, model.dim)
 
 
+def test_a_full_text_cache_is_cleared_without_losing_the_texts_of_the_call(tiny_checkpoint: Path) -> None:
+    """The 1M benchmark (over 100k distinct instructions) failed here with a KeyError: the cache was cleared after
+    the call had counted some of its texts as cached."""
+    model = load_model(pretrained=str(tiny_checkpoint), device="cpu")
+    cache: dict[str, np.ndarray] = {}
+    encode_texts_cached(model, ["a", "b", "c"], cache, max_size=4)
+    out = encode_texts_cached(model, ["a", "d", "e"], cache, max_size=4)  # "a" cached, 2 new: over the limit
+    assert np.allclose(out, model.encode_texts(["a", "d", "e"]), atol=1e-6)
+    assert set(cache) == {"a", "d", "e"}
+
+
 def test_vector_rows_fall_back_to_texts_and_report_an_episode_with_nothing() -> None:
     rows = [{"episode_id": e, "key": "k", "dataset": "d"} for e in ("ep_a", "ep_b", "ep_c")]
     img = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
