@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow.fs as pafs
 import pytest
@@ -111,3 +112,48 @@ def test_cli_ingest_writes_a_lake_on_s3_and_reingest_adds_nothing(s3: S3Endpoint
     assert Lake(uri).count() == 3
     episode_id = Lake(uri).episodes(columns=["episode_id"])["episode_id"][0]
     assert Lake(uri).episode(episode_id, frames="eager").steps[0].frames[0].read_bytes()[:2] == b"\xff\xd8"
+
+
+def test_every_command_works_on_a_lake_on_s3(s3: S3Endpoint, tmp_path: Path) -> None:
+    """ingest, label/history/undo, versions, embed, search, audit, mix, export, vacuum, doctor: all on s3://."""
+    from curate.demo import write_lerobot
+    from curate.demo.world import build_world
+    from curate.models import TINY_ARCH, make_random_checkpoint
+
+    demos = build_world(30, seed=3)
+    robot = demos[0].robot.name
+    source = write_lerobot.write([d for d in demos if d.robot.name == robot][:6], tmp_path / "src", version="v2.1",
+                                 visual="image")
+    uri = s3.uri("walk/lake")
+    env = {**s3.env, "HF_HUB_OFFLINE": "1"}
+
+    def ok(*args: str, parse: bool = True) -> dict:
+        proc = run_cli(*args, "--lake", uri, env=env)
+        assert proc.returncode == 0, f"{args}: {proc.stdout[-1500:]}{proc.stderr[-1500:]}"
+        return json.loads(proc.stdout) if parse else {}
+
+    assert ok("ingest", str(source), "--json")["totals"]["episodes"] == 6
+    first = Lake(uri).episodes(columns=["episode_id"]).sort("episode_id")["episode_id"][0]
+    event = ok("label", first, "--field", "instruction", "--value", "stack the red cube", "--json")["events"][0]
+    assert Lake(uri).episode(first).instruction == "stack the red cube"
+    assert [e["event_id"] for e in ok("history", "--json")["events"]] == [event["event_id"]]
+    ok("undo", event["event_id"], "--json")
+    assert Lake(uri).episode(first).instruction != "stack the red cube"
+    assert [v["version"] for v in ok("versions", "--json")["versions"]] == [1]  # labels are an overlay
+
+    ckpt = make_random_checkpoint(tmp_path / "tiny.pt", arch=TINY_ARCH)
+    embedded = ok("embed", "--model", TINY_ARCH, "--pretrained", str(ckpt), "--json")
+    assert embedded["embed"]["episodes_embedded"] == 6 and embedded["derive"]["episodes"] == 6
+    hits = ok("search", "the red cube", "--k", "3", "--json")
+    assert len(hits["results"]) == 3
+    ok("audit", "--out", str(tmp_path / "audit.html"), "--json", str(tmp_path / "audit.json"), parse=False)
+    assert json.loads((tmp_path / "audit.json").read_text())["lake"]["episodes"] == 6
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: s3\nstrategy: uniform\nunit: episodes\nbudget: 4\n")
+    ok("mix", str(spec), "--out", str(tmp_path / "manifest.json"), "--json")
+    exported = ok("export", str(tmp_path / "manifest.json"), "--format", "parquet", "--out", str(tmp_path / "out"),
+                  "--json")
+    assert exported and (tmp_path / "out" / "manifest.json").exists()
+    ok("vacuum", "--json")
+    assert ok("doctor", "--json")["ok"] is True
