@@ -7,6 +7,7 @@ version and the label version, so a relabel or an ingest shows up on the next re
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
@@ -29,10 +30,17 @@ class Settings:
     users_file: str | None
 
 
+def parse_lakes(raw: str) -> tuple[str, ...]:
+    """The lakes of `CURATE_UI_LAKES`: a JSON list (what `curate ui` writes), or one lake path or URI. Not split on
+    ":" (os.pathsep), which would cut `s3://bucket/lake` in two."""
+    if raw.lstrip().startswith("["):
+        return tuple(str(x) for x in json.loads(raw) if x)
+    return (raw,) if raw else ()
+
+
 def settings() -> Settings:
     """The options `curate ui` was started with (lakes are fixed at start; users cannot type a path)."""
-    raw = os.environ.get(LAKES_ENV) or default_lake_uri()
-    lakes = tuple(x for x in raw.split(os.pathsep) if x)
+    lakes = parse_lakes(os.environ.get(LAKES_ENV) or default_lake_uri())
     return Settings(lakes=lakes, read_only=os.environ.get(READ_ONLY_ENV) == "1",
                     users_file=os.environ.get(USERS_ENV) or None)
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -51,7 +52,7 @@ def ui_command(lakes: list[str], *, host: str = "127.0.0.1", port: int = DEFAULT
     if not APP_MAIN.exists():
         raise ConfigError(f"the UI files are missing ({APP_MAIN}); reinstall curate-robot-data")
     env = dict(os.environ)
-    env["CURATE_UI_LAKES"] = os.pathsep.join(lakes)
+    env["CURATE_UI_LAKES"] = json.dumps(list(lakes))  # a JSON list: URIs hold ":", so no os.pathsep join
     env["CURATE_UI_READ_ONLY"] = "1" if read_only else "0"
     if users_file:
         env["CURATE_UI_USERS"] = str(Path(users_file).resolve())

@@ -63,9 +63,16 @@ def test_ui_command_binds_loopback_and_passes_options(demo_lake: Path, tmp_path:
     assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
     assert cmd[cmd.index("--server.port") + 1] == "8999"
     assert cmd[cmd.index("--browser.gatherUsageStats") + 1] == "false"
-    assert env["CURATE_UI_READ_ONLY"] == "1" and env["CURATE_UI_LAKES"] == str(demo_lake)
+    assert env["CURATE_UI_READ_ONLY"] == "1" and json.loads(env["CURATE_UI_LAKES"]) == [str(demo_lake)]
     with pytest.raises(NotALakeError):
         ui_command([str(tmp_path / "nothing")])
+
+
+def test_the_ui_reads_lake_uris_whole_from_its_environment() -> None:
+    from app.state import parse_lakes
+
+    assert parse_lakes(json.dumps(["s3://team/lake", "/data/lake:v2"])) == ("s3://team/lake", "/data/lake:v2")
+    assert parse_lakes("s3://team/lake") == ("s3://team/lake",)  # set by hand: one lake, never split on ":"
 
 
 def test_curate_ui_refuses_a_public_host_without_users(demo_lake: Path) -> None:

@@ -157,3 +157,35 @@ def test_every_command_works_on_a_lake_on_s3(s3: S3Endpoint, tmp_path: Path) -> 
     assert exported and (tmp_path / "out" / "manifest.json").exists()
     ok("vacuum", "--json")
     assert ok("doctor", "--json")["ok"] is True
+
+
+def test_the_ui_browses_shows_and_relabels_a_lake_on_s3(s3: S3Endpoint, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Overview, browse, an episode with its frames, and a relabel: the UI (AppTest) on an s3:// lake."""
+    from curate.demo import write_lerobot
+    from curate.demo.world import build_world
+    from curate.ingest import ingest
+    from tests.app.apptest import open_page, texts
+
+    demos = build_world(30, seed=3)
+    robot = demos[0].robot.name
+    source = write_lerobot.write([d for d in demos if d.robot.name == robot][:4], tmp_path / "src", version="v2.1",
+                                 visual="image")
+    uri = s3.uri("ui/lake")
+    ingest(str(source), lake=uri)
+    lake = Lake(uri)
+    for key, value in {"CURATE_UI_LAKES": uri, "CURATE_UI_READ_ONLY": "0", "USER": "tester"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("CURATE_UI_USERS", raising=False)
+
+    at = open_page()
+    assert {m.label: m.value for m in at.metric}["Episodes"] == "4"
+    at = open_page("views/browse.py")
+    assert "**4** episodes match" in texts(at)
+    eid = lake.page(None, limit=1)[1]["episode_id"][0]
+    at = open_page("views/episode.py", query={"episode": eid})
+    assert len(at.image) == len(lake.episode(eid, steps=False).cameras) > 0  # frames read from the bucket
+    at.text_input(key="ed_instruction_0").set_value("stack the blue block")
+    at.button[[b.label for b in at.button].index("Save labels")].click().run()
+    assert not at.exception
+    assert Lake(uri).episode(eid, steps=False).instruction == "stack the blue block"
