@@ -99,6 +99,49 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         ray.shutdown()
 
 
+def _local_path(uri: str) -> str | None:
+    """The filesystem path of a local URI (a plain path or file://), None for an object-store URI."""
+    if uri.startswith("file://"):
+        return uri.removeprefix("file://")
+    return None if "://" in uri else uri
+
+
+def _path_exists(path: str) -> bool:
+    return os.path.exists(path)
+
+
+def paths_missing_on_nodes(ray: Any, uris: Iterable[str]) -> dict[str, list[str]]:
+    """node address -> the local paths among `uris` that node cannot see (empty on a one-node Ray).
+
+    Every task may run on any node, so on a cluster a local source or lake path must exist on every node (a shared
+    filesystem mounted at the same path); object-store URIs are reachable from everywhere and are not checked.
+    One tiny zero-CPU task per node, pinned to that node, does the looking.
+    """
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    paths = sorted({p for p in (_local_path(u) for u in uris) if p})
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if not paths or len(nodes) < 2:
+        return {}
+    look = ray.remote(num_cpus=0)(lambda ps: [p for p in ps if not _path_exists(p)])
+    pending = {n["NodeManagerAddress"] + ":" + str(n["NodeManagerPort"]): look.options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(paths) for n in nodes}
+    return {node: missing for node, missing in zip(pending, ray.get(list(pending.values())), strict=True) if missing}
+
+
+def require_paths_on_every_node(ray: Any, uris: Iterable[str]) -> None:
+    """Raise ConfigError before any task runs when a node of the cluster cannot see a local source or lake path.
+
+    Without this a multi-node run fails task by task (or, for a lake, writes data files to one node's own disk).
+    """
+    missing = paths_missing_on_nodes(ray, uris)
+    if missing:
+        where = "; ".join(f"node {node} cannot see {', '.join(paths)}" for node, paths in sorted(missing.items()))
+        raise ConfigError(f"the Ray cluster has nodes that do not share these local paths ({where}); put the lake "
+                          "and the sources on object storage (s3://, gs://) or on a filesystem mounted at the same "
+                          "path on every node")
+
+
 def _quiet_data_context() -> Any:
     """Ray Data without progress bars (curate shows its own) and with results in unit order (determinism)."""
     import ray.data
@@ -315,9 +358,10 @@ def ingest_ray(
             progress(IngestProgress(report.episodes, report.steps, report.unchanged, report.rejected, units_done,
                                     len(units), time.perf_counter() - started))
 
-    with ray_session(address, num_cpus=num_cpus):
+    with ray_session(address, num_cpus=num_cpus) as ray:
         import ray.data
 
+        require_paths_on_every_node(ray, [the_lake.uri, *sorted({u.source for u in units})])
         ctx = _quiet_data_context()
         ctx.retried_map_errors = max_retries > 0  # an error inside the task; a dead worker is retried by Ray core
         ctx.max_map_retries = max_retries
@@ -364,6 +408,8 @@ def ingest_ray(
         _commit_wave(the_lake, wave, report)
     if report.version is None:
         report.version = the_lake.refresh().version
+    if report.episodes:
+        the_lake.index_revisions()
     report.seconds = time.perf_counter() - started
     emit()
     return report
@@ -476,7 +522,7 @@ def _vectors_ipc(rows: list[dict[str, Any]], dim: int) -> bytes:
 def embed_ray(lake: Lake | str, *, model: Any = None, arch: str | None = None, pretrained: str | None = None,
               device: str = "auto", batch: int = 64, where: str | None = None, keyframes: str = "first,middle,last",
               activate: bool = True, allow_random: bool = False, address: str | None = None,
-              num_cpus: int | None = None, model_actors: int = 1,
+              num_cpus: int | None = None, model_actors: int | None = None,
               progress: Callable[[str, int, int], None] | None = None) -> Any:
     """`curate.embed.embed_lake` on Ray Data: CPU decode tasks feeding CLIP model actors (GPU when available).
 
@@ -486,7 +532,11 @@ def embed_ray(lake: Lake | str, *, model: Any = None, arch: str | None = None, p
     Args:
         model: an already loaded `ClipModel` (its arch and weights are loaded again by each model actor); else
             one is loaded from `arch` + `pretrained`.
-        model_actors: how many model replicas (one GPU each when the cluster has GPUs).
+        model_actors: how many model replicas. Default: one per GPU of the cluster; on a cluster without GPUs,
+            one per CPU. Each actor on a GPU takes the decoded chunks of the CPU decode tasks. Without GPUs the
+            two stages ask for the same resources (1 CPU), so Ray Data fuses them: every actor reads, decodes
+            and encodes its own chunks, and the actor count is what spreads decoding over the CPUs (with one
+            actor, one CPU did all of it: 1,472 images/s at 100k on 2 CPUs, docs/performance.md).
         address, num_cpus: as for `ingest_ray`.
         Others: as for `curate.embed.embed_lake`.
 
@@ -532,25 +582,30 @@ def embed_ray(lake: Lake | str, *, model: Any = None, arch: str | None = None, p
             import ray.data
 
             _quiet_data_context()
-            gpus = int(ray.cluster_resources().get("GPU", 0))
+            checkpoint = [model.pretrained] if os.path.isfile(model.pretrained) else []  # not a pretrained tag
+            require_paths_on_every_node(ray, [the_lake.uri, *checkpoint])
+            resources = ray.cluster_resources()
+            gpus = int(resources.get("GPU", 0))
+            actors = model_actors or min(len(chunks), gpus or max(1, int(resources.get("CPU", 1))))
             items = ray.data.from_items([{"rows": c} for c in chunks], override_num_blocks=len(chunks))
             decoded = items.map_batches(
                 _decode_chunk, batch_size=1, num_cpus=1,
                 fn_kwargs={"lake_uri": the_lake.uri, "storage_options": the_lake.storage_options,
                            "preprocess": model.preprocess, "policy": keyframes})
             encoded = decoded.map_batches(
-                _Encoder, batch_size=1, concurrency=model_actors, num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1,
+                _Encoder, batch_size=1, concurrency=actors, num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1,
                 fn_constructor_kwargs={"arch": model.arch, "pretrained": model.pretrained,
                                        "device": device if gpus or device != "auto" else "cpu",
                                        "allow_random": allow_random, "batch": batch})
             pending: list[dict[str, Any]] = []
-            pending_ids: dict[str, str] = {}
+            pending_ids: dict[str, str] = {}  # episodes whose older rows go once their new rows are in
+            replacing = {r["episode_id"] for r in rows if r["replaces"]}
             for record in encoded.iter_rows():
                 vectors = pa.ipc.open_stream(record["vectors"]).read_all()
                 for r in vectors.to_pylist():
                     r["vector"] = np.asarray(r["vector"], dtype=np.float32)
                     pending.append(r)
-                pending_ids.update(json.loads(record["ids"]))
+                pending_ids.update({e: k for e, k in json.loads(record["ids"]).items() if e in replacing})
                 report.images += int(record["images"])
                 report.texts += int(record["texts"])
                 report.errors.extend(json.loads(record["errors"]))

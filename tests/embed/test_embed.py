@@ -64,12 +64,18 @@ def test_embedding_stores_every_kind_and_reruns_embed_nothing(embedded_lake: Pat
     assert again.episodes_embedded == 0 and again.episodes_skipped == lake.count()
 
 
+def table_rows_of(lake: Lake, model_id: str) -> int:
+    return open_vectors(lake, model_id).count_rows()
+
+
 def test_relabelled_instruction_reembeds_only_that_episode(embedded_lake: Path, tiny_checkpoint: Path) -> None:
     lake = Lake(embedded_lake)
     eid = lake.episodes(where="instruction is not null", limit=1)["episode_id"][0]
+    before = table_rows_of(lake, active_model(lake)["model_id"])
     lake.relabel([eid], "instruction", "stack the teal ring on the box", author="test")
     report = embed_lake(lake, model=load_model(pretrained=str(tiny_checkpoint), device="cpu"))
-    assert report.episodes_embedded == 1
+    assert report.episodes_embedded == 1 and report.rows_deleted > 0  # the old rows of that one episode only
+    assert table_rows_of(lake, report.model_id) == before
     rows = pl.from_arrow(open_vectors(lake, report.model_id).to_lance().to_table(
         filter=f"episode_id = '{eid}' AND kind = 'instruction'"))
     assert rows["text"].to_list() == ["stack the teal ring on the box"]
