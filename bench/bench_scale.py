@@ -4,6 +4,7 @@
     .venv/bin/python bench/bench_scale.py --episodes 1000 --engines local-1 ray-2 --embed local ray  # quicker
     .venv/bin/python bench/corpus.py rlds --episodes 1000000 --steps 10 --per-shard 2000 --out /tmp/c1m
     .venv/bin/python bench/bench_scale.py --corpus /tmp/c1m/bridge_dataset/1.0.0 --engines local-2  # a given corpus
+    .venv/bin/python bench/bench_scale.py --lake /tmp/bench-scale/lake-local-2 --embed ray  # later steps only
     .venv/bin/python bench/bench_scale.py --metadata-only 100000 1000000 --work /tmp/bench-meta     # rows only
 
 Corpus runs (`--episodes N`, or `--corpus DIR` for one written beforehand with bench/corpus.py) use an RLDS corpus
@@ -85,18 +86,21 @@ class MemorySampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
+    def _sample(self) -> None:
         me = os.getpid()
+        procs = _rss_by_pid()
+        tree = {me}
+        for _ in range(6):  # descendants, a few generations down
+            tree |= {pid for pid, (ppid, _) in procs.items() if ppid in tree}
+        others = [procs[pid][1] for pid in tree - {me} if pid in procs]
+        own = procs.get(me, (0, 0))[1]
+        self.peak_self = max(self.peak_self, own)
+        self.peak_other = max(self.peak_other, max(others, default=0))
+        self.peak_total = max(self.peak_total, own + sum(others))
+
+    def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
-            procs = _rss_by_pid()
-            tree = {me}
-            for _ in range(6):  # descendants, a few generations down
-                tree |= {pid for pid, (ppid, _) in procs.items() if ppid in tree}
-            others = [procs[pid][1] for pid in tree - {me} if pid in procs]
-            own = procs.get(me, (0, 0))[1]
-            self.peak_self = max(self.peak_self, own)
-            self.peak_other = max(self.peak_other, max(others, default=0))
-            self.peak_total = max(self.peak_total, own + sum(others))
+            self._sample()
 
     def __enter__(self) -> MemorySampler:
         self._thread.start()
@@ -105,6 +109,7 @@ class MemorySampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._sample()  # a step shorter than the interval still gets one sample
 
     def figures(self) -> dict[str, float]:
         mb = 1024 * 1024
@@ -220,15 +225,30 @@ def bench_embed(lake_dir: Path, work: Path, ray_cpus: int, engines: list[str]) -
 
 
 def bench_queries(lake_dir: Path) -> dict[str, Any]:
+    """ls / count / text search latency (medians of 5), the first search of the process (query model and index
+    loaded), and one audit with the seconds of each of its phases and its peak memory."""
     from curate.analytics import run_audit
     from curate.search import search
 
     lake = Lake(lake_dir, read_only=True)
-    out = {"ls_first_page_s": round(median_s(lambda: lake.refresh().page(WHERE, limit=50, offset=0)), 4),
-           "count_s": round(median_s(lambda: lake.refresh().count(WHERE)), 4)}
+    first_page = median_s(lambda: lake.refresh().page(WHERE, limit=50, offset=0))
+    out: dict[str, Any] = {"ls_first_page_s": round(first_page, 4),
+                           "count_s": round(median_s(lambda: lake.refresh().count(WHERE)), 4)}
     try:
+        t0 = time.perf_counter()
+        search(lake, "put the cup in the bowl", k=10)
+        out["search_first_s"] = round(time.perf_counter() - t0, 3)
         out["search_text_s"] = round(median_s(lambda: search(lake, "put the cup in the bowl", k=10)), 4)
-        out["audit_s"] = round(median_s(lambda: run_audit(lake), repeat=1), 2)
+        out["search_text_filtered_s"] = round(median_s(
+            lambda: search(lake, "put the cup in the bowl", k=10, where=WHERE)), 4)
+        marks: list[tuple[str, float]] = []
+        with MemorySampler() as memory:
+            t0 = time.perf_counter()
+            run_audit(lake, progress=lambda name, i, n: marks.append((name, time.perf_counter())))
+            out["audit_s"] = round(time.perf_counter() - t0, 2)
+        out["audit_phases_s"] = {name.removeprefix("audit: "): round(marks[i + 1][1] - at, 2)
+                                 for i, (name, at) in enumerate(marks[:-1])}
+        out["audit_peak_memory"] = memory.figures()
     except Exception as exc:  # a lake without vectors: report it instead of a number
         out["search_audit"] = f"not measured: {type(exc).__name__}: {exc}"
     return out
@@ -272,6 +292,8 @@ def main() -> None:
                         help="also embed the first engine's lake with these engines (then query that lake)")
     parser.add_argument("--no-reingest", dest="reingest", action="store_false",
                         help="skip the second ingest of the same source (every episode unchanged)")
+    parser.add_argument("--lake", help="embed and query this existing lake (no corpus, no ingest): to re-run the "
+                        "later steps of a large run")
     parser.add_argument("--metadata-only", type=int, nargs="*", default=[])
     parser.add_argument("--work", default="/tmp/bench-scale")
     parser.add_argument("--json", dest="json_path", help="also write the figures here")
@@ -284,15 +306,16 @@ def main() -> None:
         t0 = time.perf_counter()
         source = write_rlds(args.episodes, work / "corpus", steps=args.steps, episodes_per_shard=args.per_shard)
         results["corpus"] = {"episodes": args.episodes, "write_s": round(time.perf_counter() - t0, 1)}
-    if source:
+    lake_dir = Path(args.lake) if args.lake else None
+    if source and lake_dir is None:
         results.setdefault("corpus", {})["bytes"] = du(Path(source))
         print("corpus", source, results["corpus"], flush=True)
         results["ingest"], lake_dir = bench_ingest(source, work, args.engines, reingest=args.reingest)
-        if lake_dir is not None:
-            if args.embed:
-                results["embed"] = bench_embed(lake_dir, work, args.ray_cpus, args.embed)
-            results["queries"] = bench_queries(lake_dir)
-            print("queries", results["queries"], flush=True)
+    if lake_dir is not None:
+        if args.embed:
+            results["embed"] = bench_embed(lake_dir, work, args.ray_cpus, args.embed)
+        results["queries"] = bench_queries(lake_dir)
+        print("queries", results["queries"], flush=True)
     if args.metadata_only:
         results["metadata_only"] = [bench_metadata(n, work) for n in args.metadata_only]
     results["peak_rss_self_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

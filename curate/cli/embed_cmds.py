@@ -62,6 +62,9 @@ def embed(
         "local"),
     address: Annotated[str | None, typer.Option("--address", help="Ray cluster to join with --engine ray; "
                                                 "default: start a local Ray.", show_default=False)] = None,
+    model_actors: Annotated[int | None, typer.Option("--model-actors", min=1, help="--engine ray: model replicas "
+                                                     "(default: one per GPU, or one per CPU without GPUs).",
+                                                     show_default=False)] = None,
 ) -> None:
     """Embed keyframes and instructions of new or changed episodes into the lake's vector table."""
     from dataclasses import asdict
@@ -87,7 +90,7 @@ def embed(
             from curate.distributed import embed_ray
 
             report = embed_ray(the_lake, model=clip, device=device, batch=batch, where=where, keyframes=keyframes,
-                               address=address, progress=update)
+                               address=address, model_actors=model_actors, progress=update)
         elif engine == "local":
             report = embed_lake(the_lake, model=clip, batch=batch, where=where, keyframes=keyframes,
                                 workers=workers, progress=update)
