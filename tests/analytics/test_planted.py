@@ -130,3 +130,22 @@ def test_frechet_distance_is_zero_for_identical_sets_and_grows_with_a_shift() ->
 def test_shift_of_too_small_a_reference_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="at least 2 reference"):
         shift_of(np.ones((1, 4), dtype=np.float32), np.ones((3, 4), dtype=np.float32))
+
+
+def test_vectorised_components_match_a_plain_union_find() -> None:
+    from curate.analytics.duplicates import _components
+
+    rng = np.random.default_rng(0)
+    for m, e in ((1, 0), (50, 20), (300, 280), (1000, 5000)):
+        a, b = rng.integers(0, m, e), rng.integers(0, m, e)
+        parent = list(range(m))
+
+        def find(i: int, parent: list[int] = parent) -> int:
+            while parent[i] != i:
+                i = parent[i]
+            return i
+
+        for x, y in zip(a.tolist(), b.tolist(), strict=True):
+            rx, ry = find(x), find(y)
+            parent[max(rx, ry)] = min(rx, ry)
+        assert _components(m, a, b).tolist() == [find(i) for i in range(m)]
