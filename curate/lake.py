@@ -621,7 +621,9 @@ class Lake:
         cols = list(columns) if columns is not None else STEPS_SCHEMA.names
         read_cols = list(dict.fromkeys([*cols, "revision"]))
         for batch in ds.to_batches(columns=read_cols, batch_size=batch_size):
-            mask = pc.is_in(batch.column("revision"), value_set=pa.array(list(revisions)))
+            # a Python set, built once: `pc.is_in` rebuilt its hash table of every current revision per batch (1M
+            # strings x 1,220 batches of a 1M-episode lake: minutes, where this takes seconds)
+            mask = pa.array([r in revisions for r in batch.column("revision").to_pylist()], type=pa.bool_())
             out = batch.filter(mask)
             if out.num_rows:
                 yield out.select(cols)
