@@ -106,10 +106,6 @@ def _local_path(uri: str) -> str | None:
     return None if "://" in uri else uri
 
 
-def _path_exists(path: str) -> bool:
-    return os.path.exists(path)
-
-
 def paths_missing_on_nodes(ray: Any, uris: Iterable[str]) -> dict[str, list[str]]:
     """node address -> the local paths among `uris` that node cannot see (empty on a one-node Ray).
 
@@ -123,7 +119,7 @@ def paths_missing_on_nodes(ray: Any, uris: Iterable[str]) -> dict[str, list[str]
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     if not paths or len(nodes) < 2:
         return {}
-    look = ray.remote(num_cpus=0)(lambda ps: [p for p in ps if not _path_exists(p)])
+    look = ray.remote(num_cpus=0)(lambda ps: [p for p in ps if not os.path.exists(p)])
     pending = {n["NodeManagerAddress"] + ":" + str(n["NodeManagerPort"]): look.options(
         scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(paths) for n in nodes}
     return {node: missing for node, missing in zip(pending, ray.get(list(pending.values())), strict=True) if missing}

@@ -240,7 +240,7 @@ def _load_batch(lake: Lake, rows: list[dict[str, Any]], model: ClipModel, policy
             wanted.append((row["episode_id"], idx))
     table = lake.read_frames(wanted, columns=["episode_id", "index", "camera", "format", "data", "video_uri",
                                               "video_timestamp_s"],
-                             revisions=[r["revision"] for r in rows] if all("revision" in r for r in rows) else None)
+                             revisions=[r["revision"] for r in rows])  # rows come from `plan`
     allowed = {row["episode_id"]: _rgb_cameras(row) for row in rows}
     tensors, meta, errors = [], [], []
     for r in table.to_pylist():

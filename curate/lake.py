@@ -802,7 +802,8 @@ class Lake:
         return changed
 
     def optimize(self) -> None:
-        """Compact small fragments and (re)build the scalar index used to find an episode's steps."""
+        """Compact small fragments, (re)build the `episode_id` scalar index, and bring the `revision` indexes of
+        steps and frames up to date (`index_revisions`), the keys an episode's steps and frames are found by."""
         self._require_writable()
         for name in (EPISODES, STEPS, FRAMES):
             ds = self._dataset(name, refresh=True)
@@ -812,6 +813,7 @@ class Lake:
             ds = self._dataset(name, refresh=True)
             ds.create_scalar_index("episode_id", index_type="BTREE", replace=True)
             self._dataset(name, refresh=True)
+        self.index_revisions()
 
 
 def episode_tables(episodes: Iterable[Episode]) -> tuple[pa.Table, pa.Table, pa.Table]:
